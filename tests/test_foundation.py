@@ -1,0 +1,49 @@
+"""Foundation checks that need a fresh process or a fresh cache (notebook tests share one kernel and one cache)."""
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+PY = sys.executable
+
+
+def run_py(code, **env):
+    e = {**os.environ, **env}
+    return subprocess.run([PY, '-c', code], capture_output=True, text=True, env=e, timeout=600)
+
+
+def test_import_is_light():
+    "`import slm_nb` and its core modules import no torch-heavy backend."
+    r = run_py("import sys, slm_nb, slm_nb.core, slm_nb.utils; "
+               "print([m for m in ('torch','vllm','unsloth','llmcompressor','transformers') if m in sys.modules])")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == '[]', r.stdout
+
+
+def test_resolve_embedded_offline_fresh_cache(tmp_path):
+    "From an empty cache, offline: the conversion works, answers 'Paris', and the second resolution is >=5x faster."
+    code = r'''
+import time, json
+from slm_nb.core import resolve_model, load_model, load_tokenizer
+t0 = time.perf_counter(); p = resolve_model("smollm2-135m-instruct"); first = time.perf_counter() - t0
+t0 = time.perf_counter(); p2 = resolve_model("smollm2-135m-instruct"); second = time.perf_counter() - t0
+tok, m = load_tokenizer(p), load_model(p, precision="bf16")
+ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                              add_generation_prompt=True, return_tensors="pt", return_dict=True)
+text = tok.decode(m.generate(**ids, max_new_tokens=20, do_sample=False)[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+print(json.dumps(dict(first=first, second=second, same=str(p) == str(p2), text=text)))
+'''
+    r = run_py(code, SLM_NB_CACHE=str(tmp_path), HF_HUB_OFFLINE='1')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    print(res)
+    assert res['same'] and 'Paris' in res['text']
+    assert res['first'] >= 5 * res['second'], res
+    assert (tmp_path / 'models' / 'smollm2-135m-instruct' / 'model.safetensors').exists()
+
+
+def test_misspelled_key_names_the_fix():
+    r = run_py("from slm_nb.core import Config\n"
+               "from dataclasses import dataclass\n"
+               "@dataclass\nclass C(Config):\n    learning_rate: float = 1e-4\n"
+               "C.from_dict({'lerning_rate': 1e-3})")
+    assert r.returncode != 0
+    assert "unknown key `lerning_rate`" in r.stderr and "Did you mean `learning_rate`" in r.stderr
