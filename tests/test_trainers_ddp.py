@@ -1,0 +1,26 @@
+"""Two CPU processes (torchrun, gloo) train the tiny model: both ranks report the same loss and the same weights."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    from slm_nb.core import tiny_model
+    from slm_nb.trainers import TrainConfig
+    cfg = TrainConfig(model=str(tiny_model()), max_steps=3, batch_size=4, lora_r=4, logging_steps=1, precision='fp32',
+                      data={'task': 'arithmetic', 'n': 48, 'digits': 2}, run_dir=str(tmp_path / 'run'))
+    yml = cfg.save(tmp_path / 'train.yaml')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([str(VENV_BIN / 'slm-nb'), 'train', str(yml), '--launcher', 'torchrun', '--nproc', '2'],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    ranks = [json.loads((tmp_path / 'run' / 'ranks' / f'rank{i}.json').read_text()) for i in (0, 1)]
+    assert [x['world_size'] for x in ranks] == [2, 2]
+    assert ranks[0]['final_loss'] == pytest.approx(ranks[1]['final_loss'], rel=1e-6)
+    assert ranks[0]['loss_history'] == ranks[1]['loss_history']
+    assert ranks[0]['trainable_checksum'] is not None
+    met = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['train']
+    assert met['world_size'] == 2 and met['global_step'] == 3
