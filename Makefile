@@ -63,9 +63,9 @@ $(COMPRESS_STAMP): pyproject.toml requirements/compress.txt
 
 ## Notebooks and library in sync, no stray outputs: clean + export must not change the checkout.
 test-sync: env
-	@before=$$(git status --porcelain --untracked-files=all | md5sum); \
+	@before=$$( { git status --porcelain --untracked-files=all; git diff; } | md5sum); \
 	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export && $(VPY) scripts/readme.py && \
-	after=$$(git status --porcelain --untracked-files=all | md5sum); \
+	after=$$( { git status --porcelain --untracked-files=all; git diff; } | md5sum); \
 	if [ "$$before" != "$$after" ]; then git status --short; \
 	  echo "FAIL: nbdev-clean/nbdev-export changed the checkout: run nbdev-prepare and commit."; exit 1; fi; \
 	echo "sync: notebooks and slm_nb/ agree, no outputs in notebooks"
