@@ -45,7 +45,9 @@ def _yaml_value(v:str):
         except ValueError: return x
     return x
 
-_SECRET = re.compile(r'(api_?key|token|secret|password)', re.I)
+# A secret is a name that *ends* in key/token/secret/password/credentials (`api_key`, `hf_token`, `db_password`);
+# `max_new_tokens` or `tokens_per_s` are not secrets.
+_SECRET = re.compile(r'(^|_)(api_?key|key|token|access_token|secret|password|passwd|credentials?)$', re.I)
 
 def parse_params(pairs:list, declared:dict, notebook:str='') -> dict:
     "Parse `[(key, value_str), ...]` against the notebook's declared parameters; unknown keys fail."
