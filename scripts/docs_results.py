@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Put the results of real runs into the docs: `make docs-results` (or this script with run directories).
+
+For each run directory given (default: the newest run of each experiment under ./runs), the executed notebook is
+converted to Markdown with its outputs (text, tables, images) into nbs/results/<experiment>.md, and the headline
+table of the index page (nbs/index.ipynb, between the `headline` markers) is rewritten from the newest lora_sft
+and engine_bench runs' metrics.json. README.md is regenerated from the index. Nothing is typed in by hand.
+
+    .venv/bin/python scripts/docs_results.py [RUN_DIR ...]
+"""
+import base64, json, re, subprocess, sys
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+results = root / 'nbs' / 'results'
+
+
+def newest_runs(runs_root: Path) -> dict:
+    out = {}
+    for d in sorted(runs_root.glob('*'), key=lambda p: p.name):
+        st = d / 'status.json'
+        if d.is_dir() and st.exists() and json.loads(st.read_text()).get('status') == 'succeeded':
+            out[json.loads(st.read_text())['experiment']] = d
+    return out
+
+
+def nb_to_md(nb_path: Path, name: str) -> str:
+    nb = json.loads(nb_path.read_text())
+    parts, n_img = [], 0
+    (results / f'{name}_files').mkdir(parents=True, exist_ok=True)
+    for c in nb['cells']:
+        src = ''.join(c['source']).rstrip()
+        if c['cell_type'] == 'markdown':
+            parts.append(src.replace('- skip_exec: true', '').rstrip()); continue
+        if 'injected-parameters' in c.get('metadata', {}).get('tags', []):
+            parts.append('Parameters of this run:\n\n```python\n' + src + '\n```'); continue
+        if src: parts.append('```python\n' + src + '\n```')
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream':
+                txt = ''.join(o['text']).rstrip()
+                txt = '\n'.join(l for l in txt.splitlines() if 'Warning' not in l and not l.startswith('  warnings.warn'))
+                if txt.strip(): parts.append('```\n' + txt + '\n```')
+            elif o.get('output_type') in ('display_data', 'execute_result'):
+                data = o.get('data', {})
+                if 'image/png' in data:
+                    n_img += 1
+                    f = results / f'{name}_files' / f'fig{n_img}.png'
+                    f.write_bytes(base64.b64decode(''.join(data['image/png'])))
+                    parts.append(f'![]({name}_files/{f.name})')
+                elif 'text/html' in data: parts.append(''.join(data['text/html']))
+                elif 'text/markdown' in data: parts.append(''.join(data['text/markdown']))
+                elif 'text/plain' in data: parts.append('```\n' + ''.join(data['text/plain']) + '\n```')
+            elif o.get('output_type') == 'error':
+                parts.append('```\n' + o.get('ename', '') + ': ' + o.get('evalue', '') + '\n```')
+    return '\n\n'.join(p for p in parts if p) + '\n'
+
+
+def headline_md(runs: dict) -> str:
+    rows = []
+    if 'lora_sft' in runs:
+        m = json.loads((runs['lora_sft'] / 'metrics.json').read_text())
+        h, env = m['headline'], json.loads((runs['lora_sft'] / 'env.json').read_text())
+        p = __import__('yaml').safe_load((runs['lora_sft'] / 'params.yaml').read_text())
+        rows.append(f"**Main job** (`make demo`: LoRA on `{p.get('model')}`, task `{p.get('task')}`, {p.get('max_steps')} steps; "
+                    f"{env.get('cpu_count')} CPU cores, run `{runs['lora_sft'].name}`):\n")
+        rows.append('| | held-out exact-match (95% CI) |\n|---|---|')
+        rows.append(f"| base | {m['base']['accuracy']:.2f} [{m['base']['ci_low']:.2f}, {m['base']['ci_high']:.2f}] |")
+        rows.append(f"| LoRA-tuned | {m['tuned']['accuracy']:.2f} [{m['tuned']['ci_low']:.2f}, {m['tuned']['ci_high']:.2f}] |")
+        rows.append(f"\nGain {h['gain_points']} points (paired 95% CI {h['gain_ci_points']}); training {h['train_tokens_per_s']} "
+                    f"tokens/s ({h['train_wall_s']} s); evaluation {h['eval_generated_tokens_per_s']} generated tokens/s; "
+                    f"the tuned model stops by itself on {100 * h['tuned_stop_rate']:.0f}% of prompts.")
+    if 'engine_bench' in runs:
+        h = json.loads((runs['engine_bench'] / 'metrics.json').read_text()).get('headline', {})
+        rows.append(f"\n**Engines** (run `{runs['engine_bench'].name}`):\n")
+        rows.append('| metric | value |\n|---|---|')
+        rows += [f"| {k} | {v} |" for k, v in h.items()]
+    return '\n'.join(rows) if rows else '_No run recorded yet: `make docs-results`._'
+
+
+def main(argv):
+    runs = {}
+    for d in map(Path, argv):
+        runs[json.loads((d / 'status.json').read_text())['experiment']] = d
+    if not runs: runs = newest_runs(root / 'runs')
+    results.mkdir(parents=True, exist_ok=True)
+    for name, d in runs.items():
+        nb = d / f'{name}.ipynb'
+        if nb.exists():
+            (results / f'{name}.md').write_text(f"---\ntitle: \"{name}: results of a real run\"\n---\n\n"
+                                                f"Executed notebook of run `{d.name}`, converted with its outputs.\n\n" + nb_to_md(nb, name))
+            print('wrote', results / f'{name}.md')
+    idx = root / 'nbs' / 'index.ipynb'
+    nb = json.loads(idx.read_text())
+    block = '<!-- headline:start -->\n' + headline_md(runs) + '\n<!-- headline:end -->'
+    for c in nb['cells']:
+        s = ''.join(c['source'])
+        if '<!-- headline:start -->' in s:
+            s = re.sub(r'<!-- headline:start -->.*<!-- headline:end -->', lambda _: block, s, flags=re.S)
+            c['source'] = s.splitlines(keepends=True)
+    idx.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    subprocess.run([sys.executable, str(root / 'scripts' / 'readme.py')], check=True)
+    print('updated the headline in nbs/index.ipynb and README.md')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])

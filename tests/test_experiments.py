@@ -1,0 +1,85 @@
+"""The main job and the failure paths of `slm-nb run`, through papermill, checking the run directory's contents."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pytest, yaml
+
+BIN = Path(sys.executable).parent
+DUMMY_KEY = 'dummy-secret-key-do-not-write-7f3a'
+
+
+def slm_nb(*args, root, timeout=1200):
+    env = {**os.environ, 'GEMINI_API_KEY': DUMMY_KEY, 'OPENAI_API_KEY': DUMMY_KEY}
+    return subprocess.run([str(BIN / 'slm-nb'), *args, '--root', str(root), '--no-progress'] if args[0] == 'run' else
+                          [str(BIN / 'slm-nb'), *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def only_run(root):
+    runs = [d for d in Path(root).iterdir() if d.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def assert_no_secret(run_dir):
+    for f in Path(run_dir).rglob('*'):
+        if f.is_file(): assert DUMMY_KEY.encode() not in f.read_bytes(), f
+
+
+def test_lora_sft_small(tmp_path):
+    r = slm_nb('run', 'lora_sft', '-p', 'n_train', '160', '-p', 'n_test', '24', '-p', 'max_steps', '12',
+               '-p', 'max_new_tokens', '8', '-p', 'eval_batch_size', '24', '-p', 'batch_size', '8', root=tmp_path)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    d = only_run(tmp_path)
+    assert 'run directory:' in r.stdout and 'tuned_exact_match' in r.stdout  # headline printed
+    for f in ['params.yaml', 'env.json', 'metrics.json', 'status.json', 'report.md', 'predictions.jsonl', 'lora_sft.ipynb',
+              'plots/loss.png', 'plots/exact_match.png', 'adapter/adapter_model.safetensors', 'adapter/tokenizer.json',
+              'train_config.yaml']:
+        assert (d / f).exists(), f
+    assert json.loads((d / 'status.json').read_text())['status'] == 'succeeded'
+    params = yaml.safe_load((d / 'params.yaml').read_text())
+    assert params['max_steps'] == 12 and params['experiment'] == 'lora_sft'
+    m = json.loads((d / 'metrics.json').read_text())
+    for k in ('base_exact_match', 'tuned_exact_match', 'gain_points', 'train_tokens_per_s', 'eval_generated_tokens_per_s'):
+        assert k in m['headline'], k
+    assert 0 <= m['base']['accuracy'] <= 1 and 0 <= m['tuned']['accuracy'] <= 1
+    assert m['base']['n'] == 24 and m['tuned']['ci_low'] <= m['tuned']['accuracy'] <= m['tuned']['ci_high']
+    assert m['train']['global_step'] == 12 and m['train']['final_loss'] < m['train']['loss_history'][0][1]
+    assert len((d / 'predictions.jsonl').read_text().splitlines()) == 24
+    nb = json.loads((d / 'lora_sft.ipynb').read_text())
+    assert sum(len(c.get('outputs', [])) for c in nb['cells']) > 5  # executed, with outputs
+    assert 'transformers' in json.loads((d / 'env.json').read_text())['packages']
+    assert_no_secret(d)
+
+
+def test_unknown_parameter_fails_with_record(tmp_path):
+    r = slm_nb('run', 'lora_sft', '-p', 'max_step', '3', root=tmp_path)
+    assert r.returncode != 0
+    assert 'unknown parameter `max_step`' in r.stderr and 'Did you mean `max_steps`' in r.stderr
+    st = json.loads((only_run(tmp_path) / 'status.json').read_text())
+    assert st['status'] == 'failed' and st['stage'] == 'parameters' and 'max_step' in st['message']
+
+
+def test_missing_model_fails_with_record(tmp_path):
+    r = slm_nb('run', 'lora_sft', '-p', 'model', './no-such-model', '-p', 'n_train', '8', '-p', 'n_test', '4', root=tmp_path)
+    assert r.returncode != 0
+    st = json.loads((only_run(tmp_path) / 'status.json').read_text())
+    assert st['status'] == 'failed' and st['stage'] == 'execution' and st['ename'] == 'ModelNotFoundError'
+    assert 'no-such-model' in st['evalue'] and st['cell'] is not None
+    assert 'ModelNotFoundError' in r.stderr
+
+
+def test_bad_data_file_fails_with_record(tmp_path):
+    bad = tmp_path / 'bad.jsonl'
+    bad.write_text('{"instruction": "Say hi", "output": "hi"}\n{"instruction": "broken", \n')
+    root = tmp_path / 'runs'
+    r = slm_nb('run', 'lora_sft', '-p', 'data_path', str(bad), '-p', 'data_format', 'alpaca_jsonl', root=root)
+    assert r.returncode != 0
+    st = json.loads((only_run(root) / 'status.json').read_text())
+    assert st['ename'] == 'DataError' and 'line 2' in st['evalue'], st
+    assert_no_secret(only_run(root))
+
+
+def test_list_shows_parameters():
+    r = slm_nb('list', root=None)
+    assert r.returncode == 0, r.stderr
+    assert 'lora_sft' in r.stdout and 'max_steps = 80  # Optimizer steps' in r.stdout
