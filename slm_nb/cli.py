@@ -96,7 +96,7 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     out_nb = run_dir/f'{name}.ipynb'
     try:
         pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
-                            progress_bar=progress_bar, cwd=str(run_dir), log_output=False)
+                            progress_bar=progress_bar, cwd=None, log_output=False)
     except pm.PapermillExecutionError as e:
         return run_dir, _fail(run_dir, 'execution', e, notebook=str(out_nb), **_papermill_error(e))
     except Exception as e:  # kernel missing, kernel died, ...
