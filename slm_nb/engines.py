@@ -331,7 +331,7 @@ def evaluate(engine, # Any engine
              gen_cfg:GenConfig|dict|None=None, # Generation settings (greedy by default)
              seed:int=0) -> dict: # Seed of the bootstrap
     "Exact-match accuracy (with a bootstrap 95% CI), speed summary and per-item records of `engine` on `ds`."
-    from slm_nb.judge import exact_match, bootstrap_ci
+    from slm_nb.judge_checks import exact_match, bootstrap_ci
     gc = gen_cfg if isinstance(gen_cfg, GenConfig) else GenConfig.from_dict(gen_cfg or {})
     if 'answer' not in ds.column_names or any(a is None for a in ds['answer']):
         raise EngineError("evaluate: every record needs an exact `answer`; use the judge for open-ended outputs.")
