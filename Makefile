@@ -13,7 +13,7 @@ COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell cat pyproject.toml requirements
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -90,3 +90,13 @@ readme: env
 
 clean-envs:
 	rm -rf .venv .venv-vllm .venv-compress
+
+## Re-run the main job and the engine benchmark on defaults and put their results into the docs and README
+docs-results: env env-vllm
+	$(VENV)/bin/slm-nb run lora_sft
+	$(VENV)/bin/slm-nb run engine_bench
+	$(VPY) scripts/docs_results.py
+
+## The training benchmark (three ways, one run, ratios printed)
+bench: env
+	$(VPY) scripts/bench_train.py --out bench_train.json

@@ -137,7 +137,9 @@ def train_command(config:str, launcher:str='none', nproc:int=1) -> list[str]:
     if launcher == 'torchrun':
         return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *inner]
     if launcher == 'accelerate':
-        return [sys.executable, '-m', 'accelerate.commands.launch', f'--num_processes={nproc}', *inner]
+        from slm_nb.utils import get_device
+        cpu = ['--cpu'] if get_device() == 'cpu' else []
+        return [sys.executable, '-m', 'accelerate.commands.launch', *cpu, f'--num_processes={nproc}', *inner]
     raise ConfigError(f"launcher {launcher!r}: expected none, torchrun or accelerate.")
 
 # %% ../nbs/07_cli.ipynb #e79212a1

@@ -24,3 +24,19 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert ranks[0]['trainable_checksum'] == pytest.approx(ranks[1]['trainable_checksum'], rel=1e-9)
     met = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['train']
     assert met['world_size'] == 2 and met['global_step'] == 3
+
+
+def test_accelerate_launch_runs_the_same_command(tmp_path):
+    "`slm-nb train --launcher accelerate` runs the unchanged trainer under accelerate launch (one CPU process here)."
+    from slm_nb.core import tiny_model
+    from slm_nb.trainers import TrainConfig
+    cfg = TrainConfig(model=str(tiny_model()), max_steps=2, batch_size=4, lora_r=4, precision='fp32',
+                      data={'task': 'arithmetic', 'n': 16}, run_dir=str(tmp_path / 'run'))
+    yml = cfg.save(tmp_path / 'train.yaml')
+    r = subprocess.run([str(VENV_BIN / 'slm-nb'), 'train', str(yml), '--launcher', 'accelerate', '--nproc', '1'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    assert 'accelerate.commands.launch' in r.stdout
+    rank0 = json.loads((tmp_path / 'run' / 'ranks' / 'rank0.json').read_text())
+    assert rank0['world_size'] == 1 and rank0['final_loss'] > 0
+    assert (tmp_path / 'run' / 'adapter' / 'adapter_model.safetensors').exists()
