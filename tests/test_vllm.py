@@ -23,3 +23,29 @@ def test_vllm_notebook_in_vllm_env():
                             'VLLM_WORKER_MULTIPROC_METHOD': 'spawn'})
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
     print(f"vllm notebook (flag `vllm`, vllm environment): {time.perf_counter() - t0:.0f} s")
+
+
+SLM_NB = Path(__import__('sys').executable).parent / 'slm-nb'
+
+
+@pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-vllm: build it with `make env-vllm` (the engine benchmark "
+                    "runs on its `slm-nb-vllm` kernel)")
+def test_engine_bench_small(tmp_path):
+    "The engine benchmark end to end, small: every measurement, metrics with the headline ratios, the chart."
+    import json
+    t0 = time.perf_counter()
+    r = subprocess.run([str(SLM_NB), 'run', 'engine_bench', '-p', 'n_prompts', '4', '-p', 'max_new_tokens', '8',
+                        '-p', 'batch_size', '4', '-p', 'repeats', '1', '-p', 'vllm_enforce_eager', 'true',
+                        '-p', 'vllm_kv_cache_gb', '0.5', '-p', 'buffer_gb', '0.25', '--root', str(tmp_path), '--no-progress'],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                       env={**os.environ, 'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1'})
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
+    d = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert json.loads((d / 'status.json').read_text())['status'] == 'succeeded'
+    m = json.loads((d / 'metrics.json').read_text())
+    for k in ('b_over_a', 'c_over_a', 'hf_wrapper_overhead_pct', 'vllm_wrapper_overhead_pct', 'fraction_of_bandwidth_floor',
+              'agreement_a_b', 'agreement_a_c'):
+        assert m['headline'][k] is not None, k
+    assert set(m['engines']) == {'hf_single', 'hf_batched', 'hf_raw', 'vllm', 'vllm_raw', 'floor'}
+    assert (d / 'plots' / 'engine_bench.png').exists()
+    print(f"engine_bench small run (vllm kernel): {time.perf_counter() - t0:.0f} s")
