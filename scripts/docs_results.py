@@ -73,7 +73,8 @@ def headline_md(runs: dict) -> str:
         h = json.loads((runs['engine_bench'] / 'metrics.json').read_text()).get('headline', {})
         rows.append(f"\n**Engines** (run `{runs['engine_bench'].name}`):\n")
         rows.append('| metric | value |\n|---|---|')
-        rows += [f"| {k} | {v} |" for k, v in h.items()]
+        fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v
+        rows += [f"| {k} | {fmt(v)} |" for k, v in h.items()]
     return '\n'.join(rows) if rows else '_No run recorded yet: `make docs-results`._'
 
 

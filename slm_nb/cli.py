@@ -72,6 +72,15 @@ def _papermill_error(err) -> dict:
     "Where a papermill run failed: the cell number and the error it raised."
     return dict(cell=getattr(err, 'exec_count', None), ename=getattr(err, 'ename', None), evalue=getattr(err, 'evalue', None))
 
+def _defaults(declared:dict) -> dict:
+    "The notebook's default parameter values (papermill gives their source text; literals are evaluated)."
+    import ast
+    out = {}
+    for k, v in declared.items():
+        try: out[k] = ast.literal_eval(v['default'])
+        except (ValueError, SyntaxError): out[k] = v['default']
+    return out
+
 def run_experiment(name:str, # Experiment name (a notebook in the experiments folder)
                    params:dict|list|None=None, # Parameters: a dict, or [(key, value_str), ...] from the CLI
                    root=None, # Root of run directories (default ./runs or $SLM_NB_RUNS)
@@ -92,7 +101,8 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     except SlmNbError as e:
         return run_dir, _fail(run_dir, 'parameters', e)
     p['run_dir'] = str(run_dir)
-    atomic_write_text(run_dir/'params.yaml', yaml.safe_dump({'experiment': name, **p}, sort_keys=False))
+    effective = {**_defaults(exp['parameters']), **p}  # the record holds every parameter, not only the ones given
+    atomic_write_text(run_dir/'params.yaml', yaml.safe_dump({'experiment': name, **effective}, sort_keys=False))
     out_nb = run_dir/f'{name}.ipynb'
     try:
         pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
