@@ -273,7 +273,7 @@ def train(cfg:TrainConfig, # The resolved config
         write_metrics(run_dir, {'train': metrics, 'env': env_info()})
     return metrics
 
-# %% ../nbs/03_trainers.ipynb #076ecf08
+# %% ../nbs/03_trainers.ipynb #0f4a03bb
 def merge_adapter(adapter_dir, # A LoRA adapter folder written by `train`
                   out_dir=None, # Where to save the merged model (default: <adapter_dir>/../merged)
                   precision:str='bf16', # Dtype of the merged weights: bf16, fp16 or fp32
@@ -300,7 +300,7 @@ def merge_adapter(adapter_dir, # A LoRA adapter folder written by `train`
     load_tokenizer(adapter_dir if (adapter_dir/'tokenizer_config.json').exists() else base_path).save_pretrained(out)
     return out
 
-# %% ../nbs/03_trainers.ipynb #82575450
+# %% ../nbs/03_trainers.ipynb #54e5c586
 def dataset_from_spec(spec:dict, split:str='train'):
     "A dataset from a data spec: `{task: name, n, seed, ...knobs}` or `{path, format, column_map, system, limit}`."
     from slm_nb.data import load_records, make_task
