@@ -101,9 +101,7 @@ def completion_only_loss(model, inputs:dict, num_items_in_batch=None):
     "Causal-LM loss computed from the logits of supervised positions only; returns (loss, outputs)."
     import torch, torch.nn.functional as F
     inputs = dict(inputs)
-    labels = inputs.pop('labels')
-    if 'position_ids' in inputs:  # padding-free: the collator marks example starts with position 0
-        pass
+    labels = inputs.pop('labels')  # padding-free batches: the collator already masked each example's first label
     target = labels[:, 1:]
     keep = (target != -100).any(0).nonzero().flatten()
     out = model(**inputs, logits_to_keep=keep, use_cache=False)
