@@ -196,7 +196,9 @@ def quantize(model:str, # Embedded name, local folder or Hub id (16-bit weights)
     kw = {}
     if sch.needs_calibration:
         cal = calibration_dataset(calibration, tok, n=n_calibration, max_length=max_length, seed=seed)
-        kw = dict(dataset=cal, num_calibration_samples=len(cal), max_seq_length=max_length)
+        # The draw is already seeded; llm-compressor's own shuffle is not (run-to-run different weights), so it is off.
+        kw = dict(dataset=cal, num_calibration_samples=len(cal), max_seq_length=max_length,
+                  shuffle_calibration_samples=False)
     with measure() as meas:
         try: oneshot(model=m, recipe=recipe, **kw)
         except Exception as e:

@@ -14,10 +14,10 @@ NBDEV_TEST = ROOT / '.venv-compress' / 'bin' / 'nbdev-test'
 
 @pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-compress: build it with `make env-compress` "
                     "(llm-compressor needs its own environment)")
-def test_compress_notebook_in_compress_env():
+def test_compress_notebook_in_compress_env(check_ok):
     t0 = time.perf_counter()
     r = subprocess.run([str(NBDEV_TEST), 'nbs/04_compress.ipynb', '--flags', 'compress', '--timing'], cwd=ROOT,
                        capture_output=True, text=True, timeout=3600,
                        env={**os.environ, 'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1'})
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
+    check_ok(r)
     print(f"compress notebook (flag `compress`, compress environment): {time.perf_counter() - t0:.0f} s")

@@ -25,10 +25,10 @@ def assert_no_secret(run_dir):
         if f.is_file(): assert DUMMY_KEY.encode() not in f.read_bytes(), f
 
 
-def test_lora_sft_small(tmp_path):
+def test_lora_sft_small(tmp_path, check_ok):
     r = slm_nb('run', 'lora_sft', '-p', 'n_train', '160', '-p', 'n_test', '24', '-p', 'max_steps', '12',
                '-p', 'max_new_tokens', '8', '-p', 'eval_batch_size', '24', '-p', 'batch_size', '8', root=tmp_path)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    check_ok(r)
     d = only_run(tmp_path)
     assert 'run directory:' in r.stdout and 'tuned_exact_match' in r.stdout  # headline printed
     for f in ['params.yaml', 'env.json', 'metrics.json', 'status.json', 'report.md', 'predictions.jsonl', 'lora_sft.ipynb',
@@ -79,7 +79,7 @@ def test_bad_data_file_fails_with_record(tmp_path):
     assert_no_secret(only_run(root))
 
 
-def test_list_shows_parameters():
+def test_list_shows_parameters(check_ok):
     r = slm_nb('list', root=None)
-    assert r.returncode == 0, r.stderr
+    check_ok(r)
     assert 'lora_sft' in r.stdout and 'max_steps = 80  # Optimizer steps' in r.stdout

@@ -31,13 +31,13 @@ def assert_no_key(run_dir, *texts):
 
 
 @pytest.fixture(scope='module')
-def judged(tmp_path_factory):
+def judged(tmp_path_factory, check_ok):
     "One small math_judge run: 3 problems, the embedded model as a, the tiny random model as b."
     from slm_nb.core import tiny_model
     root = tmp_path_factory.mktemp('runs')
     r = slm_nb('run', 'math_judge', '-p', 'n_problems', '3', '-p', 'max_new_tokens', '64',
                '-p', 'model_b', str(tiny_model()), '-p', 'standin_latency_s', '0.05', root=root)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    check_ok(r)
     (d,) = runs_of(root, 'math_judge')
     return root, d, r
 
@@ -85,10 +85,10 @@ def test_math_judge_run_directory(judged):
     assert_no_key(d, r.stdout, r.stderr)
 
 
-def test_compare_runs_on_that_run(judged):
+def test_compare_runs_on_that_run(judged, check_ok):
     root, d, _ = judged
     r = slm_nb('run', 'compare_runs', '-p', 'runs', f'[{d}]', root=root)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    check_ok(r)
     (c,) = runs_of(root, 'compare_runs')
     for f in ('params.yaml', 'metrics.json', 'compare_runs.ipynb', 'comparison.csv', 'comparison_full.csv', 'comparison.md',
               'plots/compare.png'):
@@ -106,7 +106,7 @@ def test_compare_runs_on_that_run(judged):
 
     # With no runs named it finds the runs beside it (not itself, not other comparisons)
     r2 = slm_nb('run', 'compare_runs', '-p', 'only_experiment', 'math_judge', '-p', 'metrics', '[exact_match_a, win_rate_a]', root=root)
-    assert r2.returncode == 0, (r2.stdout[-2000:], r2.stderr[-4000:])
+    check_ok(r2)
     c2 = [x for x in runs_of(root, 'compare_runs') if x != c]
     assert len(c2) == 1
     m2 = json.loads((c2[0] / 'metrics.json').read_text())

@@ -7,7 +7,7 @@ import pytest
 VENV_BIN = Path(sys.executable).parent
 
 
-def test_torchrun_two_cpu_processes(tmp_path):
+def test_torchrun_two_cpu_processes(tmp_path, check_ok):
     from slm_nb.core import tiny_model
     from slm_nb.trainers import TrainConfig
     cfg = TrainConfig(model=str(tiny_model()), max_steps=3, batch_size=4, lora_r=4, logging_steps=1, precision='fp32',
@@ -16,7 +16,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     r = subprocess.run([str(VENV_BIN / 'slm-nb'), 'train', str(yml), '--launcher', 'torchrun', '--nproc', '2'],
                        capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    check_ok(r)
     ranks = [json.loads((tmp_path / 'run' / 'ranks' / f'rank{i}.json').read_text()) for i in (0, 1)]
     assert [x['world_size'] for x in ranks] == [2, 2]
     assert ranks[0]['final_loss'] == pytest.approx(ranks[1]['final_loss'], rel=1e-6)
@@ -26,7 +26,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert met['world_size'] == 2 and met['global_step'] == 3
 
 
-def test_accelerate_launch_runs_the_same_command(tmp_path):
+def test_accelerate_launch_runs_the_same_command(tmp_path, check_ok):
     "`slm-nb train --launcher accelerate` runs the unchanged trainer under accelerate launch (one CPU process here)."
     from slm_nb.core import tiny_model
     from slm_nb.trainers import TrainConfig
@@ -35,7 +35,7 @@ def test_accelerate_launch_runs_the_same_command(tmp_path):
     yml = cfg.save(tmp_path / 'train.yaml')
     r = subprocess.run([str(VENV_BIN / 'slm-nb'), 'train', str(yml), '--launcher', 'accelerate', '--nproc', '1'],
                        capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    check_ok(r)
     assert 'accelerate.commands.launch' in r.stdout
     rank0 = json.loads((tmp_path / 'run' / 'ranks' / 'rank0.json').read_text())
     assert rank0['world_size'] == 1 and rank0['final_loss'] > 0

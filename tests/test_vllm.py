@@ -15,13 +15,13 @@ NBDEV_TEST = ROOT / '.venv-vllm' / 'bin' / 'nbdev-test'
 
 @pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-vllm: build it with `make env-vllm` "
                     "(vLLM pins its own torch/transformers and needs its own environment)")
-def test_vllm_notebook_in_vllm_env():
+def test_vllm_notebook_in_vllm_env(check_ok):
     t0 = time.perf_counter()
     r = subprocess.run([str(NBDEV_TEST), 'nbs/05b_engines_vllm.ipynb', '--flags', 'vllm', '--timing'], cwd=ROOT,
                        capture_output=True, text=True, timeout=1800,
                        env={**os.environ, 'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1',
                             'VLLM_WORKER_MULTIPROC_METHOD': 'spawn'})
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
+    check_ok(r)
     print(f"vllm notebook (flag `vllm`, vllm environment): {time.perf_counter() - t0:.0f} s")
 
 
@@ -30,7 +30,7 @@ SLM_NB = Path(__import__('sys').executable).parent / 'slm-nb'
 
 @pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-vllm: build it with `make env-vllm` (the engine benchmark "
                     "runs on its `slm-nb-vllm` kernel)")
-def test_engine_bench_small(tmp_path):
+def test_engine_bench_small(tmp_path, check_ok):
     "The engine benchmark end to end, small: every measurement, metrics with the headline ratios, the chart."
     import json
     t0 = time.perf_counter()
@@ -39,7 +39,7 @@ def test_engine_bench_small(tmp_path):
                         '-p', 'vllm_kv_cache_gb', '0.5', '-p', 'buffer_gb', '0.25', '--root', str(tmp_path), '--no-progress'],
                        cwd=ROOT, capture_output=True, text=True, timeout=1800,
                        env={**os.environ, 'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1'})
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
+    check_ok(r)
     d = next(p for p in tmp_path.iterdir() if p.is_dir())
     assert json.loads((d / 'status.json').read_text())['status'] == 'succeeded'
     m = json.loads((d / 'metrics.json').read_text())
