@@ -3,9 +3,10 @@
 
 (a) TRL defaults in fp32 (what a user gets without slm_nb): SFTTrainer on TRL's conversational
     prompt-completion data, stock collator and loss.
-(b) slm_nb's trainer with its CPU choices: bf16 (frozen base stored in bf16, fp32 adapters, autocast) and
-    padding-free batches; stock loss.
-(c) (b) plus the completion-logits-only loss (LM head only where the loss needs it).
+(b) slm_nb's trainer with its defaults on CPU: bf16 (frozen base stored in bf16, fp32 adapters, autocast),
+    padding-free batches and the completion-logits-only loss (LM head only where the loss needs it).
+(b0) ablation: (b) with the stock loss (LM head at every position), to show where (b)'s gain comes from.
+(c) (b) plus best-fit packing into max_length rows.
 
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated greedy on the same held-out set with the same engine.
@@ -51,9 +52,9 @@ def trl_defaults(train_ds, steps, batch, lr, out):
                 wall_s=m.wall_s, peak_rss_mb=m.peak_rss_mb, final_loss=losses[-1]), out / 'adapter'
 
 
-def ours(train_ds, steps, batch, lr, out, fast):
+def ours(train_ds, steps, batch, lr, out, fast=True, packing=False):
     cfg = TrainConfig(max_steps=steps, batch_size=batch, learning_rate=lr, warmup_ratio=0.05, logging_steps=5,
-                      completion_logits_only=fast, padding_free=True, precision='auto')
+                      completion_logits_only=fast, padding_free=True, packing=packing, precision='auto')
     met = train(cfg, train_ds, run_dir=out)
     return dict(tokens_per_s=met['tokens_per_s'], s_per_step=met['s_per_step'], wall_s=met['train_wall_s'],
                 peak_rss_mb=met['peak_rss_mb'], final_loss=met['final_loss']), out / 'adapter'
@@ -69,22 +70,24 @@ def main():
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
     res = {}
     for name, fn in [('a_trl_defaults_fp32', lambda o: trl_defaults(train_ds, a.steps, a.batch, a.lr, o)),
-                     ('b_slm_nb_bf16_padding_free', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, fast=False)),
-                     ('c_plus_completion_logits_only', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, fast=True))]:
+                     ('b_slm_nb_defaults', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o)),
+                     ('b0_ablation_stock_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, fast=False)),
+                     ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, packing=True))]:
         out = work / name
         met, adapter = fn(out)
         ev = evaluate(HFEngine('smollm2-135m-instruct', adapter=str(adapter)), test_ds, GenConfig(max_new_tokens=16))
         met.update(exact_match=ev['accuracy'], em_ci=[ev['ci_low'], ev['ci_high']], stop_rate=ev['stop_rate'])
         res[name] = met
         print(name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in met.items()}), flush=True)
-    a_, b_, c_ = res.values()
-    ratios = dict(b_over_a_tokens_per_s=b_['tokens_per_s'] / a_['tokens_per_s'],
-                  c_over_a_tokens_per_s=c_['tokens_per_s'] / a_['tokens_per_s'],
-                  b_minus_a_em_points=100 * (b_['exact_match'] - a_['exact_match']),
-                  c_minus_a_em_points=100 * (c_['exact_match'] - a_['exact_match']))
+    a_ = res['a_trl_defaults_fp32']
+    ratios = {}
+    for k, v in res.items():
+        if k == 'a_trl_defaults_fp32': continue
+        ratios[f'{k}_over_a_tokens_per_s'] = v['tokens_per_s'] / a_['tokens_per_s']
+        ratios[f'{k}_minus_a_em_points'] = 100 * (v['exact_match'] - a_['exact_match'])
     res['ratios'] = ratios
     print('\n| run | tokens/s | s/step | peak RSS MiB | final loss | held-out EM |\n|---|---|---|---|---|---|')
-    for k, v in list(res.items())[:3]:
+    for k, v in [(k, v) for k, v in res.items() if k != 'ratios']:
         print(f"| {k} | {v['tokens_per_s']:.0f} | {v['s_per_step']:.2f} | {v['peak_rss_mb']:.0f} | {v['final_loss']:.3f} | "
               f"{v['exact_match']:.2f} [{v['em_ci'][0]:.2f}, {v['em_ci'][1]:.2f}] |")
     print('\nratios:', json.dumps({k: round(v, 2) for k, v in ratios.items()}))

@@ -236,13 +236,16 @@ def train(cfg:TrainConfig, # The resolved config
     if cfg.resume:
         resume_from = _latest_checkpoint(ckpt_dir)
         if resume_from is None: raise SlmNbError(f"resume=True but {ckpt_dir} holds no checkpoint-* folder to resume from.")
-    n_tokens_per_epoch = data_report['n_tokens']
+    # Tokens per training row, as the trainer batches them (with packing a row holds several examples).
+    rows = trainer.train_dataset
+    tokens_per_row = (sum(len(x) for x in rows['input_ids']) / max(len(rows), 1)
+                      if 'input_ids' in getattr(rows, 'column_names', []) else data_report['n_tokens'] / max(len(ex_train), 1))
     with measure() as m:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps_run = len(step_times)
-    # Tokens actually processed: examples seen this run x mean example length (no padding counted).
-    examples_seen = steps_run * cfg.batch_size * cfg.grad_accum * trainer.args.world_size
-    trained_tokens = examples_seen * n_tokens_per_epoch / max(len(ex_train), 1)
+    # Tokens actually processed: rows seen this run x mean row length (no padding counted).
+    rows_seen = steps_run * cfg.batch_size * cfg.grad_accum * trainer.args.world_size
+    trained_tokens = rows_seen * tokens_per_row
     eval_loss = None
     if ex_eval is not None:
         eval_loss = float(trainer.evaluate()['eval_loss']); history.append({'step': trainer.state.global_step, 'eval_loss': eval_loss})
@@ -271,7 +274,7 @@ def train(cfg:TrainConfig, # The resolved config
         write_metrics(run_dir, {'train': metrics, 'env': env_info()})
     return metrics
 
-# %% ../nbs/03_trainers.ipynb #0f4a03bb
+# %% ../nbs/03_trainers.ipynb #82575450
 def merge_adapter(adapter_dir, # A LoRA adapter folder written by `train`
                   out_dir=None, # Where to save the merged model (default: <adapter_dir>/../merged)
                   precision:str='bf16', # Dtype of the merged weights: bf16, fp16 or fp32
@@ -298,7 +301,7 @@ def merge_adapter(adapter_dir, # A LoRA adapter folder written by `train`
     load_tokenizer(adapter_dir if (adapter_dir/'tokenizer_config.json').exists() else base_path).save_pretrained(out)
     return out
 
-# %% ../nbs/03_trainers.ipynb #54e5c586
+# %% ../nbs/03_trainers.ipynb #28790872
 def dataset_from_spec(spec:dict, split:str='train'):
     "A dataset from a data spec: `{task: name, n, seed, ...knobs}` or `{path, format, column_map, system, limit}`."
     from slm_nb.data import load_records, make_task
