@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training benchmark: the same LoRA fine-tune three ways, in one run, printed as ratios.
+"""Training benchmark: the same LoRA fine-tune four ways, in one run, printed as ratios.
 
 (a) TRL defaults in fp32 (what a user gets without slm_nb): SFTTrainer on TRL's conversational
     prompt-completion data, stock collator and loss.
