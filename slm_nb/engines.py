@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/engines.html.md"""
 
 # %% ../nbs/05_engines.ipynb #0dd19f52
 from __future__ import annotations
-import json, os, threading, time
+import functools, json, os, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Iterator
@@ -15,8 +15,8 @@ from .core import Config, ConfigError, SlmNbError, load_tokenizer, resolve_model
 from .utils import bf16_supported, get_device, require_gpu
 
 # %% auto #0
-__all__ = ['ENGINES', 'EngineError', 'GenConfig', 'Generation', 'render_prompts', 'summarize', 'check_adapter', 'HFEngine',
-           'UnslothEngine', 'OpenAIEngine', 'get_engine', 'evaluate']
+__all__ = ['ENGINES', 'EngineError', 'GenConfig', 'Generation', 'render_prompts', 'summarize', 'check_adapter', 'packing_works',
+           'pack_linear_weights', 'HFEngine', 'UnslothEngine', 'OpenAIEngine', 'get_engine', 'evaluate']
 
 # %% ../nbs/05_engines.ipynb #ce627d14
 class EngineError(SlmNbError, ValueError):
@@ -114,6 +114,49 @@ class _Clock:
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 # %% ../nbs/05_engines.ipynb #fae9348e
+@functools.cache
+def _packed_linear_cls():
+    import torch
+    class PackedLinear(torch.nn.Module):
+        "A bf16 `nn.Linear` whose weight oneDNN has pre-packed (inference only)."
+        def __init__(self, lin):
+            super().__init__()
+            self.in_features, self.out_features = lin.in_features, lin.out_features
+            self.register_buffer('packed_weight', torch.ops.mkldnn._reorder_linear_weight(lin.weight.detach(), 1), persistent=False)
+            self.register_buffer('bias', None if lin.bias is None else lin.bias.detach(), persistent=False)
+            self.weight_bytes = lin.weight.numel() * lin.weight.element_size()
+        def forward(self, x): return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, 'none', [], '')
+        def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, bf16 pre-packed"
+    return PackedLinear
+
+@functools.cache
+def packing_works() -> bool:
+    "Whether pre-packed bf16 linear products run on this CPU and match `F.linear` (a probe, once per process)."
+    import torch
+    try:
+        if not torch.backends.mkldnn.is_available(): return False
+        g = torch.Generator().manual_seed(0)
+        lin = torch.nn.Linear(128, 64, bias=True).to(torch.bfloat16)
+        x = torch.randn(3, 5, 128, generator=g).to(torch.bfloat16)
+        with torch.inference_mode():
+            ref, got = torch.nn.functional.linear(x, lin.weight, lin.bias).float(), _packed_linear_cls()(lin)(x).float()
+        return got.shape == ref.shape and bool(torch.allclose(got, ref, atol=0.05, rtol=0.02))
+    except Exception: return False
+
+def pack_linear_weights(model) -> int:
+    "Swap the plain bf16 CPU `nn.Linear` layers of `model` for pre-packed ones; return how many were swapped."
+    import torch
+    if not packing_works(): return 0
+    P, n = _packed_linear_cls(), 0
+    for pname, parent in list(model.named_modules()):
+        if hasattr(parent, 'base_layer') or 'lora_' in pname: continue  # a PEFT layer or its adapter: leave it whole
+        for name, c in list(parent.named_children()):
+            if (type(c) is torch.nn.Linear and c.weight.dtype == torch.bfloat16 and c.weight.device.type == 'cpu'
+                    and not c._forward_hooks and not c._forward_pre_hooks and not hasattr(c, 'quantization_scheme')):
+                setattr(parent, name, P(c)); n += 1
+    return n
+
+# %% ../nbs/05_engines.ipynb #edf259cc
 class HFEngine:
     "Generation with transformers: batched, left-padded, bf16 where fast, LoRA adapters through PEFT."
     kind = 'hf'
@@ -122,6 +165,7 @@ class HFEngine:
                  precision:str='auto', # auto (bf16 where fast), bf16, fp16, fp32
                  device:str|None=None, # cuda, mps or cpu (default: detected)
                  merge:bool=False, # Merge the adapter into the weights (faster per token)
+                 pack_weights:bool|None=None, # Pre-pack bf16 CPU weights (None: when on the CPU in bf16 with no unmerged adapter)
                  trust_remote_code:bool=False): # Run model code from the Hub (off unless you trust it)
         import torch
         from transformers import AutoModelForCausalLM
@@ -139,6 +183,12 @@ class HFEngine:
             m = PeftModel.from_pretrained(m, self.adapter)
             if merge: m = m.merge_and_unload()
         self.model = m.to(self.device).eval()
+        seen = {}
+        for p_ in self.model.parameters(): seen[p_.data_ptr()] = p_.numel() * p_.element_size()
+        self.weight_bytes = sum(seen.values())  # what one decode step reads (tied weights once)
+        if pack_weights is None:
+            pack_weights = self.device == 'cpu' and self.dtype == torch.bfloat16 and not (self.adapter and not merge)
+        self.n_packed = pack_linear_weights(self.model) if pack_weights else 0
         cfg = self.model.config
         self.context = getattr(cfg, 'max_position_embeddings', None) or 10**9
         eos = self.model.generation_config.eos_token_id
@@ -216,7 +266,7 @@ class HFEngine:
         "Free the model."
         self.model = None
 
-# %% ../nbs/05_engines.ipynb #40e44206
+# %% ../nbs/05_engines.ipynb #2a3bed35
 class UnslothEngine(HFEngine):
     "Generation through Unsloth's `FastLanguageModel` (CUDA only); same results shape as `HFEngine`."
     kind = 'unsloth'
@@ -239,7 +289,7 @@ class UnslothEngine(HFEngine):
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         self.eos_ids.discard(None)
 
-# %% ../nbs/05_engines.ipynb #d6702d16
+# %% ../nbs/05_engines.ipynb #6a507502
 class OpenAIEngine:
     "Generation through an OpenAI-compatible HTTP server (streaming, concurrent)."
     kind = 'openai'
@@ -298,7 +348,7 @@ class OpenAIEngine:
 
     def close(self): pass
 
-# %% ../nbs/05_engines.ipynb #26a65eed
+# %% ../nbs/05_engines.ipynb #661960c6
 ENGINES = ('auto', 'hf', 'vllm', 'unsloth', 'openai')
 
 def _vllm_available() -> bool:
@@ -325,7 +375,7 @@ def get_engine(kind:str='auto', # auto, hf, vllm, unsloth or openai
     from slm_nb.engines_vllm import VLLMEngine
     return VLLMEngine(model, adapter=adapter, **cfg)
 
-# %% ../nbs/05_engines.ipynb #76980969
+# %% ../nbs/05_engines.ipynb #aea0a899
 def evaluate(engine, # Any engine
              ds, # Records with `prompt` and `answer` (e.g. a held-out task split)
              gen_cfg:GenConfig|dict|None=None, # Generation settings (greedy by default)
