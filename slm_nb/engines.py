@@ -147,14 +147,25 @@ def pack_linear_weights(model) -> int:
     "Swap the plain bf16 CPU `nn.Linear` layers of `model` for pre-packed ones; return how many were swapped."
     import torch
     if not packing_works(): return 0
-    P, n = _packed_linear_cls(), 0
-    for pname, parent in list(model.named_modules()):
-        if hasattr(parent, 'base_layer') or 'lora_' in pname: continue  # a PEFT layer or its adapter: leave it whole
-        for name, c in list(parent.named_children()):
-            if (type(c) is torch.nn.Linear and c.weight.dtype == torch.bfloat16 and c.weight.device.type == 'cpu'
-                    and not c._forward_hooks and not c._forward_pre_hooks and not hasattr(c, 'quantization_scheme')):
-                setattr(parent, name, P(c)); n += 1
-    return n
+    if getattr(getattr(model, 'config', None), 'quantization_config', None) is not None:
+        return 0  # a quantized model (compressed-tensors and the like) manages its layers itself
+    def fits(c):
+        if type(c) is not torch.nn.Linear or hasattr(c, 'quantization_scheme') or c._forward_hooks or c._forward_pre_hooks:
+            return False
+        w = c._parameters.get('weight')  # a compressed layer keeps its weights under other names
+        return isinstance(w, torch.Tensor) and w.dtype == torch.bfloat16 and w.device.type == 'cpu' 
+    # (parent, name) pairs only: holding the old layers themselves would keep every original weight alive to the end.
+    slots = [(parent, name) for pname, parent in model.named_modules()
+             if not (hasattr(parent, 'base_layer') or 'lora_' in pname)  # a PEFT layer or its adapter: leave it whole
+             for name, c in parent.named_children() if fits(c)]
+    P = _packed_linear_cls()
+    for parent, name in slots: setattr(parent, name, P(getattr(parent, name)))
+    if slots:
+        # The remaining weights (embedding, norms) may be views into the memory-mapped weights file, which would keep
+        # the whole file resident beside the packed copies; owning them releases the map.
+        with torch.no_grad():
+            for p_ in model.parameters(): p_.data = p_.data.clone()
+    return len(slots)
 
 # %% ../nbs/05_engines.ipynb #edf259cc
 class HFEngine:
