@@ -24,6 +24,21 @@ def newest_runs(runs_root: Path) -> dict:
     return out
 
 
+ANSI = re.compile(r'\x1b\[[0-9;]*m')
+# Library log lines (vLLM's engine processes, loggers) are progress noise in a results page.
+LOG_LINE = re.compile(r'^\s*(\((EngineCore|Worker|VllmWorker[-\w]*|MainProcess|APIServer)[^)]*\)|(INFO|WARNING|DEBUG)\s+\d\d-\d\d )')
+
+
+def scrub(text: str) -> str:
+    "No machine paths in the docs: the checkout becomes `.`, the home directory `~`; colour codes are dropped."
+    text = ANSI.sub('', text).replace(str(root), '.').replace(str(Path.home()), '~')
+    return re.sub(r'/tmp/[\w./-]+', '<tmp>', text)
+
+
+def keep_line(line: str) -> bool:
+    return 'Warning' not in line and not line.startswith('  warnings.warn') and not LOG_LINE.match(ANSI.sub('', line))
+
+
 def nb_to_md(nb_path: Path, name: str) -> str:
     nb = json.loads(nb_path.read_text())
     parts, n_img = [], 0
@@ -36,9 +51,10 @@ def nb_to_md(nb_path: Path, name: str) -> str:
             parts.append('Parameters of this run:\n\n```python\n' + src + '\n```'); continue
         if src: parts.append('```python\n' + src + '\n```')
         for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream' and o.get('name') == 'stderr': continue  # libraries' logs and warnings
             if o.get('output_type') == 'stream':
                 txt = ''.join(o['text']).rstrip()
-                txt = '\n'.join(l for l in txt.splitlines() if 'Warning' not in l and not l.startswith('  warnings.warn'))
+                txt = '\n'.join(l for l in txt.splitlines() if keep_line(l))
                 if txt.strip(): parts.append('```\n' + txt + '\n```')
             elif o.get('output_type') in ('display_data', 'execute_result'):
                 data = o.get('data', {})
@@ -52,7 +68,7 @@ def nb_to_md(nb_path: Path, name: str) -> str:
                 elif 'text/plain' in data: parts.append('```\n' + ''.join(data['text/plain']) + '\n```')
             elif o.get('output_type') == 'error':
                 parts.append('```\n' + o.get('ename', '') + ': ' + o.get('evalue', '') + '\n```')
-    return '\n\n'.join(p for p in parts if p) + '\n'
+    return scrub('\n\n'.join(p for p in parts if p) + '\n')
 
 
 def headline_md(runs: dict) -> str:
@@ -95,7 +111,7 @@ ENGINE_LABELS = {
     'agreement_a_b': ('greedy outputs identical, (a) vs (b)', 'near-ties explained in the run'),
     'agreement_a_c': ('greedy outputs identical, (a) vs (c)', 'near-ties explained in the run'),
     'agreement_b_c': ('greedy outputs identical, (b) vs (c)', 'near-ties explained in the run'),
-    'load_average': ('highest 1-minute load average at the end of a measurement (2 cores)', 'about 1 or less (the run itself) for quotable numbers'),
+    'load_average': ('highest 1-minute load average at the end of a measurement (2 cores)', 'about 2 or less (its own two threads) for quotable numbers'),
 }
 
 
