@@ -96,10 +96,12 @@ readme: env
 clean-envs:
 	rm -rf .venv .venv-vllm .venv-compress
 
-## Re-run the main job and the engine benchmark on defaults and put their results into the docs and README
-docs-results: env env-vllm
+## Re-run the main job, the engine benchmark and the compression run on defaults, alone on the machine (they are
+## benchmarks), and put their results into the docs and README
+docs-results: env env-vllm env-compress
 	$(VENV)/bin/slm-nb run lora_sft
 	$(VENV)/bin/slm-nb run engine_bench
+	$(VENV)/bin/slm-nb run compress
 	$(VPY) scripts/docs_results.py
 
 ## The training benchmark (three ways, one run, ratios printed)

@@ -3,8 +3,8 @@
 
 For each run directory given (default: the newest run of each experiment under ./runs), the executed notebook is
 converted to Markdown with its outputs (text, tables, images) into nbs/results/<experiment>.md, and the headline
-table of the index page (nbs/index.ipynb, between the `headline` markers) is rewritten from the newest lora_sft
-and engine_bench runs' metrics.json. README.md is regenerated from the index. Nothing is typed in by hand.
+table of the index page (nbs/index.ipynb, between the `headline` markers) is rewritten from the newest lora_sft,
+engine_bench and compress runs' metrics.json. README.md is regenerated from the index. Nothing is typed in by hand.
 
     .venv/bin/python scripts/docs_results.py [RUN_DIR ...]
 """
@@ -94,6 +94,16 @@ def headline_md(runs: dict) -> str:
         rows.append('| metric | value | target |\n|---|---|---|')
         fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v
         rows += [f"| {ENGINE_LABELS.get(k, (k, ''))[0]} | {fmt(v)} | {ENGINE_LABELS.get(k, (k, ''))[1]} |" for k, v in h.items()]
+    if 'compress' in runs:
+        m = json.loads((runs['compress'] / 'metrics.json').read_text())
+        b = m['baseline']
+        rows.append(f"\n**Compression** (run `{runs['compress'].name}`: the tuned model quantized, "
+                    f"{b['n']} held-out questions before and after, same engine and prompts):\n")
+        rows.append('| model | size ratio | exact-match | drop (points) [paired 95% CI] | perplexity |\n|---|---|---|---|---|')
+        rows.append(f"| bf16 | 1.00 | {b['exact_match']:.3f} | – | {b['perplexity']:.3f} |")
+        for k, r in m['schemes'].items():
+            rows.append(f"| {k} | {r['size_ratio']:.2f} | {r['exact_match_after']:.3f} | {r['em_drop_points']:.1f} "
+                        f"{r['em_drop_ci_points']} | {r['perplexity_after']:.3f} |")
     return '\n'.join(rows) if rows else '_No run recorded yet: `make docs-results`._'
 
 
