@@ -15,14 +15,8 @@ NBDEV_TEST = ROOT / '.venv-vllm' / 'bin' / 'nbdev-test'
 
 @pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-vllm: build it with `make env-vllm` "
                     "(vLLM pins its own torch/transformers and needs its own environment)")
-def test_vllm_notebook_in_vllm_env(check_ok):
-    t0 = time.perf_counter()
-    r = subprocess.run([str(NBDEV_TEST), 'nbs/05b_engines_vllm.ipynb', '--flags', 'vllm', '--timing'], cwd=ROOT,
-                       capture_output=True, text=True, timeout=1800,
-                       env={**os.environ, 'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1',
-                            'VLLM_WORKER_MULTIPROC_METHOD': 'spawn'})
-    check_ok(r)
-    print(f"vllm notebook (flag `vllm`, vllm environment): {time.perf_counter() - t0:.0f} s")
+def test_vllm_notebook_in_vllm_env(run_flagged_cells):
+    run_flagged_cells(NBDEV_TEST, 'nbs/05b_engines_vllm.ipynb', 'vllm', timeout=1800, VLLM_WORKER_MULTIPROC_METHOD='spawn')
 
 
 SLM_NB = Path(__import__('sys').executable).parent / 'slm-nb'
