@@ -50,7 +50,7 @@ def main():
     args = ap.parse_args()
     import datasets
     datasets.disable_progress_bars()
-    from slm_nb.core import tiny_model, load_tokenizer
+    from slm_nb.models import tiny_model, load_tokenizer
     tok = load_tokenizer(tiny_model())  # the real SmolLM2 tokenizer and chat template
     with tempfile.TemporaryDirectory() as d:
         path = Path(d, 'alpaca_100k.json')

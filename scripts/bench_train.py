@@ -17,11 +17,12 @@ import argparse, json, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 
-from slm_nb.core import resolve_model, load_tokenizer
+from slm_nb.models import resolve_model, load_tokenizer
 from slm_nb.data import task_splits, to_trl
-from slm_nb.engines import HFEngine, GenConfig, evaluate
+from slm_nb.engines import HFEngine, GenConfig
+from slm_nb.evaluation import evaluate
 from slm_nb.trainers import TrainConfig, train
-from slm_nb.utils import measure, seed_everything
+from slm_nb.core import measure, seed_everything
 
 
 def trl_defaults(train_ds, steps, batch, lr, out):

@@ -20,7 +20,8 @@ def main():
     if not torch.cuda.is_available(): sys.exit('gpu_check: no CUDA GPU here; on a CPU run `make test` instead.')
     from slm_nb.core import env_info
     from slm_nb.data import task_splits
-    from slm_nb.engines import HFEngine, GenConfig, evaluate
+    from slm_nb.engines import HFEngine, GenConfig
+    from slm_nb.evaluation import evaluate
     from slm_nb.trainers import TrainConfig, train
     report = dict(gpu=torch.cuda.get_device_name(0), torch=torch.__version__, env=env_info())
     trainer = 'unsloth' if importlib.util.find_spec('unsloth') else 'trl'

@@ -14,4 +14,4 @@ NBDEV_TEST = ROOT / '.venv-compress' / 'bin' / 'nbdev-test'
 @pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-compress: build it with `make env-compress` "
                     "(llm-compressor needs its own environment)")
 def test_compress_notebook_in_compress_env(run_flagged_cells):
-    run_flagged_cells(NBDEV_TEST, 'nbs/04_compress.ipynb', 'compress', timeout=3600)
+    run_flagged_cells(NBDEV_TEST, 'nbs/06_compress.ipynb', 'compress', timeout=3600)

@@ -33,7 +33,7 @@ def assert_no_key(run_dir, *texts):
 @pytest.fixture(scope='module')
 def judged(tmp_path_factory, check_ok):
     "One small math_judge run: 3 problems, the embedded model as a, the tiny random model as b."
-    from slm_nb.core import tiny_model
+    from slm_nb.models import tiny_model
     root = tmp_path_factory.mktemp('runs')
     r = slm_nb('run', 'math_judge', '-p', 'n_problems', '3', '-p', 'max_new_tokens', '64',
                '-p', 'model_b', str(tiny_model()), '-p', 'standin_latency_s', '0.05', root=root)

@@ -12,7 +12,7 @@ def run_py(code, **env):
 
 def test_import_is_light(check_ok):
     "`import slm_nb` and its core modules import no torch-heavy backend."
-    r = run_py("import sys, slm_nb, slm_nb.core, slm_nb.utils; "
+    r = run_py("import sys, slm_nb, slm_nb.core, slm_nb.models; "
                "print([m for m in ('torch','vllm','unsloth','llmcompressor','transformers') if m in sys.modules])")
     check_ok(r)
     assert r.stdout.strip() == '[]', r.stdout
@@ -22,7 +22,7 @@ def test_resolve_embedded_offline_fresh_cache(tmp_path, check_ok):
     "From an empty cache, offline: the conversion works, answers 'Paris', and the second resolution is >=5x faster."
     code = r'''
 import time, json
-from slm_nb.core import resolve_model, load_model, load_tokenizer
+from slm_nb.models import resolve_model, load_model, load_tokenizer
 t0 = time.perf_counter(); p = resolve_model("smollm2-135m-instruct"); first = time.perf_counter() - t0
 t0 = time.perf_counter(); p2 = resolve_model("smollm2-135m-instruct"); second = time.perf_counter() - t0
 tok, m = load_tokenizer(p), load_model(p, precision="bf16")

@@ -8,7 +8,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def test_torchrun_two_cpu_processes(tmp_path, check_ok):
-    from slm_nb.core import tiny_model
+    from slm_nb.models import tiny_model
     from slm_nb.trainers import TrainConfig
     cfg = TrainConfig(model=str(tiny_model()), max_steps=3, batch_size=4, lora_r=4, logging_steps=1, precision='fp32',
                       data={'task': 'arithmetic', 'n': 48, 'digits': 2}, run_dir=str(tmp_path / 'run'))
@@ -28,7 +28,7 @@ def test_torchrun_two_cpu_processes(tmp_path, check_ok):
 
 def test_accelerate_launch_runs_the_same_command(tmp_path, check_ok):
     "`slm-nb train --launcher accelerate` runs the unchanged trainer under accelerate launch (one CPU process here)."
-    from slm_nb.core import tiny_model
+    from slm_nb.models import tiny_model
     from slm_nb.trainers import TrainConfig
     cfg = TrainConfig(model=str(tiny_model()), max_steps=2, batch_size=4, lora_r=4, precision='fp32',
                       data={'task': 'arithmetic', 'n': 16}, run_dir=str(tmp_path / 'run'))

@@ -16,7 +16,7 @@ NBDEV_TEST = ROOT / '.venv-vllm' / 'bin' / 'nbdev-test'
 @pytest.mark.skipif(not NBDEV_TEST.exists(), reason="no .venv-vllm: build it with `make env-vllm` "
                     "(vLLM pins its own torch/transformers and needs its own environment)")
 def test_vllm_notebook_in_vllm_env(run_flagged_cells):
-    run_flagged_cells(NBDEV_TEST, 'nbs/05b_engines_vllm.ipynb', 'vllm', timeout=1800, VLLM_WORKER_MULTIPROC_METHOD='spawn')
+    run_flagged_cells(NBDEV_TEST, 'nbs/04b_engines_vllm.ipynb', 'vllm', timeout=1800, VLLM_WORKER_MULTIPROC_METHOD='spawn')
 
 
 SLM_NB = Path(__import__('sys').executable).parent / 'slm-nb'
