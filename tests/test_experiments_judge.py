@@ -62,8 +62,13 @@ def test_math_judge_run_directory(judged):
     for k in ('judge_score_a', 'judge_score_b'): assert 1 <= h[k] <= 10, (k, h[k])
     assert h['judge_parse_failures'] == 0 and h['judge_api_failures'] == 0  # the honest stand-in, no faults
     assert h['position_consistency'] == 1.0  # ... and it has no position bias
-    assert h['kappa_judge_vs_exact_a'] is None or -1 <= h['kappa_judge_vs_exact_a'] <= 1
     rep = m['report']
+    # The honest stand-in decides by the same answer extraction and equivalence as exact match: they must agree on
+    # every item (kappa is 1, or undefined when all three items fall in one class).
+    jv = next(iter(rep['single'].values()))['judge_vs_exact']
+    assert jv is not None and jv['n'] == 3 and jv['agreement'] == 1.0, jv
+    k = h['kappa_judge_vs_exact_a']
+    assert k is None or k != k or k == 1.0, k  # None or NaN only when kappa is undefined
     assert len(rep['single']) == 2 and all(s['n'] == 3 and s['n_ok'] == 3 for s in rep['single'].values())
     assert rep['pairwise']['n'] == 3 and rep['pairwise']['swapped'] is True
     assert m['judge']['standin_requests'] >= 3 + 3  # single gradings of a (b's may repeat a's and be judged once) + pairs
