@@ -79,3 +79,53 @@ def test_the_check_catches_an_upward_import(tmp_path):
     tree = ast.parse("def f():\n    from slm_nb.judge import make_judge\n")
     assert [(l, m) for l, m in slm_imports(tree)] == [(2, 'judge')]
     assert RANK['judge'] > RANK['engines']
+
+# Duplicate code: runs of this many identical lines (stripped; blank lines, comments, imports and docstrings left out)
+# may appear once in the package, the scripts and the experiment notebooks' code, as pylint's `symilar` counts them.
+MIN_DUPLICATE_LINES = 6
+
+def _code_lines(src:str) -> list[str]:
+    "The lines `symilar` compares: stripped, without blanks, comments, imports and docstrings."
+    try: tree = ast.parse(src)
+    except SyntaxError: tree = None
+    skip = set()
+    for node in ast.walk(tree) if tree else []:
+        if isinstance(node, (ast.Import, ast.ImportFrom)): skip.update(range(node.lineno, node.end_lineno + 1))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
+            d = node.body[0]
+            if isinstance(d, ast.Expr) and isinstance(d.value, ast.Constant) and isinstance(d.value.value, str):
+                skip.update(range(d.lineno, d.end_lineno + 1))
+    out = []
+    for i, l in enumerate(src.splitlines(), 1):
+        s = l.strip()
+        if i in skip or not s or s.startswith('#'): continue
+        out.append(s)
+    return out
+
+def _duplicate_sources() -> dict:
+    srcs = {f"slm_nb/{f.name}": f.read_text() for f in sorted((ROOT/'slm_nb').glob('*.py')) if f.name != '_modidx.py'}
+    srcs.update({f"scripts/{f.name}": f.read_text() for f in sorted((ROOT/'scripts').glob('*.py'))})
+    for nb in sorted((ROOT/'nbs'/'experiments').glob('*.ipynb')):
+        cells = [c for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+        srcs[f"nbs/experiments/{nb.name}"] = '\n'.join(_code(c) for c in cells)
+    return srcs
+
+def duplicate_runs(srcs:dict, n:int=MIN_DUPLICATE_LINES) -> list[str]:
+    "Places where `n` consecutive compared lines appear more than once (within a file or across files)."
+    seen, found = {}, []
+    for name, src in srcs.items():
+        lines = _code_lines(src)
+        for i in range(len(lines) - n + 1):
+            key = tuple(lines[i:i + n])
+            if key in seen:
+                found.append(f"{name} (code line {i + 1}) repeats {seen[key][0]}: {' / '.join(key)[:200]}")
+            seen.setdefault(key, (name, i))
+    return found
+
+def test_no_duplicate_code():
+    found = duplicate_runs(_duplicate_sources())
+    assert not found, '\n'.join(found[:20])
+
+def test_the_duplicate_check_finds_a_copy():
+    block = '\n'.join(f"x{i} = f({i}) + g({i})" for i in range(6))
+    assert duplicate_runs({'a.py': block, 'b.py': 'y = 1\n' + block}) and not duplicate_runs({'a.py': block})
