@@ -11,8 +11,8 @@ def run_py(code, **env):
 
 
 def test_import_is_light(check_ok):
-    "`import slm_nb` and its core modules import no torch-heavy backend."
-    r = run_py("import sys, slm_nb, slm_nb.core, slm_nb.models; "
+    "`import slm_nb`, its core (which holds what `utils` held) and the CLI import no torch-heavy backend."
+    r = run_py("import sys, slm_nb, slm_nb.core, slm_nb.cli; "
                "print([m for m in ('torch','vllm','unsloth','llmcompressor','transformers') if m in sys.modules])")
     check_ok(r)
     assert r.stdout.strip() == '[]', r.stdout
