@@ -463,7 +463,7 @@ def judge_one(judge:Judge, # The judge backend
         if reasks >= cfg.max_reasks:
             return done(status='failed', failure_kind=kind, failure=f"{problem} (after {reasks} re-asks)", parsed=None, last_text=(res.text or '')[:500])
         reasks += 1
-        messages = messages + [dict(role='assistant', content=res.text), dict(role='user', content=REASK_TEMPLATE.format(problem=problem))]
+        messages = messages + [dict(role='assistant', content=res.text or ''), dict(role='user', content=REASK_TEMPLATE.format(problem=problem))]
 
 # %% ../nbs/07_judge.ipynb #20a59334
 def open_cache(judge:Judge, cache=None) -> JudgeCache|None:
