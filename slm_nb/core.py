@@ -8,12 +8,15 @@ Docs: https://slm-nb.github.io/slm_nb/core.html.md"""
 # %% ../nbs/00_core.ipynb #d17bae02
 from __future__ import annotations
 import dataclasses, difflib, json, os, platform, random, re, sys, threading, time, types, typing
+from importlib.metadata import PackageNotFoundError, version
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+import numpy as np
+import psutil
 import yaml
 
 # %% auto #0
@@ -165,7 +168,7 @@ def cache_dir() -> Path:
 def get_device() -> str:
     "The device to run on: `$SLM_NB_DEVICE`, else cuda, else mps, else cpu."
     if os.environ.get('SLM_NB_DEVICE'): return os.environ['SLM_NB_DEVICE']
-    import torch
+    import torch  # lazy everywhere in core: the CLI imports core and must not pay for torch
     if torch.cuda.is_available(): return 'cuda'
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return 'mps'
     return 'cpu'
@@ -181,7 +184,7 @@ def bf16_supported(device:str|None=None) -> bool:
     "Whether bf16 is a fast native path on `device` (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."
     device = device or get_device()
     if device.startswith('cuda'):
-        import torch
+        import torch  # lazy: the CLI imports core
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device == 'cpu': return bool(cpu_flags() & {'avx512_bf16', 'amx_bf16'})
     return False
@@ -189,7 +192,7 @@ def bf16_supported(device:str|None=None) -> bool:
 # %% ../nbs/00_core.ipynb #25c3abd8
 def torch_dtype(precision:str='auto', device:str|None=None):
     "The torch dtype for `precision` (`auto|fp32|bf16|fp16`): `auto` is bf16 where the hardware runs it fast, else fp32."
-    import torch
+    import torch  # lazy: the CLI imports core
     table = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16,
                  float32=torch.float32, bfloat16=torch.bfloat16, float16=torch.float16)
     if precision == 'auto': return torch.bfloat16 if bf16_supported(device or get_device()) else torch.float32
@@ -208,17 +211,14 @@ def seed_everything(seed:int=0):
     "Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated."
     random.seed(seed)
     os.environ['PYTHONHASHSEED'] = str(seed)
-    try:
-        import numpy as np; np.random.seed(seed)
-    except ImportError: pass
-    import torch
+    np.random.seed(seed)
+    import torch  # lazy: the CLI imports core
     torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
     return seed
 
 # %% ../nbs/00_core.ipynb #d347a5de
 def _rss_mb() -> float:
-    import psutil
     return psutil.Process().memory_info().rss / 2**20
 
 def _hwm_mb() -> float|None:
@@ -259,7 +259,7 @@ def measure():
         sampler = threading.Thread(target=_sample, daemon=True); sampler.start()
     cuda = False
     try:
-        import torch
+        import torch  # lazy: the CLI imports core
         cuda = torch.cuda.is_available()
         if cuda: torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
     except ImportError: pass
@@ -339,7 +339,6 @@ def cpu_model() -> str:
 
 def env_info() -> dict:
     "Python, platform, CPU/GPU and the versions of the packages that shape results."
-    from importlib.metadata import version, PackageNotFoundError
     pk = {}
     for p in _PACKAGES:
         try: pk[p] = version(p)
@@ -347,11 +346,9 @@ def env_info() -> dict:
     info = dict(python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(),
                 cpu_count=os.cpu_count(), packages=pk, time_utc=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     info.update(cpu_model=cpu_model(), cpu_speed_flags=sorted(cpu_flags() & _SPEED_FLAGS))
-    try:
-        import psutil; info['ram_gb'] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError: pass
+    info['ram_gb'] = round(psutil.virtual_memory().total / 2**30, 1)
     if 'torch' in sys.modules:
-        import torch
+        import torch  # lazy: the CLI imports core
         info['torch_threads'] = torch.get_num_threads()
         if torch.cuda.is_available():
             info['gpus'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -379,5 +376,4 @@ def percentile(xs, # Numbers
                q:float, # Percentile in [0, 100]
               ) -> float|None:
     "The `q`-th percentile of `xs` (linear interpolation), or None for no values."
-    import numpy as np
     return float(np.percentile(list(xs), q)) if len(xs) else None

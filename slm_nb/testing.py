@@ -6,13 +6,15 @@ Docs: https://slm-nb.github.io/slm_nb/testing.html.md"""
 
 # %% ../nbs/03b_testing.ipynb #96f66ae3
 from __future__ import annotations
-import json, re, threading, time
+import json, re, sys, threading, time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
+import torch
 from fastcore.basics import patch
+from peft import LoraConfig, get_peft_model
 
 from .models import load_model, load_tokenizer, record_base
 from .scoring import extract_answer, reference_answer, is_equivalent
@@ -106,7 +108,6 @@ class StandInGemini:
         class Server(ThreadingHTTPServer):
             daemon_threads, request_queue_size, allow_reuse_address = True, 256, True
             def handle_error(self, request, client_address):  # a client that hung up (killed, timed out) is not news
-                import sys
                 if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)): super().handle_error(request, client_address)
         self.server = Server((self.host, 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
@@ -197,8 +198,6 @@ def random_adapter(out_dir, # Where to write the adapter folder
                    init_scale:float=1.0, # Scale of the random `lora_B` weights (small: a mild change to the outputs)
                    **lora_kw) -> Path: # Other `peft.LoraConfig` options
     "A LoRA adapter folder for `base` with random (non-zero) weights, laid out like one `train` writes."
-    import torch
-    from peft import LoraConfig, get_peft_model
     torch.manual_seed(seed)
     m = get_peft_model(load_model(base, precision='fp32'),
                        LoraConfig(r=r, target_modules=target_modules, init_lora_weights=False, **lora_kw))

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
 from trl import SFTConfig, SFTTrainer
@@ -139,17 +140,15 @@ def _is_main() -> bool: return int(os.environ.get('RANK', '0')) == 0
 # %% ../nbs/05_trainers.ipynb #c044b166
 def plot_loss(history:list[dict], path, title:str='training loss'):
     "Plot per-step training (and eval) loss from `history` to `path` (PNG)."
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     tr = [(h['step'], h['loss']) for h in history if 'loss' in h]
     ev = [(h['step'], h['eval_loss']) for h in history if 'eval_loss' in h]
     if tr: ax.plot(*zip(*tr), label='train', marker='.')
     if ev: ax.plot(*zip(*ev), label='eval', marker='o')
     ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.set_title(title); ax.grid(alpha=.3); ax.legend()
     fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110); plt.close(fig)
+    fig.savefig(path, dpi=110)
     return Path(path)
 
 # %% ../nbs/05_trainers.ipynb #67334001
