@@ -76,7 +76,7 @@ $(COMPRESS_STAMP):
 ## Notebooks and library in sync, no stray outputs: clean + export must not change the checkout.
 test-sync: env
 	@before=$$( { git status --porcelain --untracked-files=all; git diff; } | $(MD5)); \
-	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export && $(VPY) scripts/readme.py && \
+	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export && $(VPY) scripts/readme.py && $(VPY) scripts/package_data.py && \
 	after=$$( { git status --porcelain --untracked-files=all; git diff; } | $(MD5)); \
 	if [ "$$before" != "$$after" ]; then git status --short; \
 	  echo "FAIL: nbdev-clean/nbdev-export changed the checkout: run nbdev-prepare and commit."; exit 1; fi; \
@@ -95,7 +95,7 @@ test-py: env env-vllm env-compress
 
 ## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
 prepare: env
-	$(VENV)/bin/nbdev-export && $(VENV)/bin/nbdev-test --n-workers 2 && $(VENV)/bin/nbdev-clean && $(VPY) scripts/readme.py
+	$(VENV)/bin/nbdev-export && $(VENV)/bin/nbdev-test --n-workers 2 && $(VENV)/bin/nbdev-clean && $(VPY) scripts/readme.py && $(VPY) scripts/package_data.py
 
 readme: env
 	$(VPY) scripts/readme.py

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, atomic_write_text, env_info, get_device, new_run_dir,
+from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, atomic_write_text, env_info, get_device, new_run_dir, package_path,
                          read_metrics, write_metrics)
 
 # %% auto #0
@@ -19,9 +19,9 @@ __all__ = ['experiments_dir', 'list_experiments', 'parse_params', 'run_experimen
 
 # %% ../nbs/08_cli.ipynb #0d7b2c7b
 def experiments_dir() -> Path:
-    "The folder of experiment notebooks: `$SLM_NB_EXPERIMENTS`, else the repository's `nbs/experiments`."
+    "The folder of experiment notebooks: `$SLM_NB_EXPERIMENTS`, else a checkout's `nbs/experiments`, else the installed copies."
     if os.environ.get('SLM_NB_EXPERIMENTS'): return Path(os.environ['SLM_NB_EXPERIMENTS'])
-    return Path(__file__).resolve().parent.parent/'nbs'/'experiments'
+    return package_path('experiments', 'nbs/experiments')
 
 def list_experiments() -> dict:
     "Name -> {path, kernel, parameters: {name: {default, type, help}}} for every experiment notebook."

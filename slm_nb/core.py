@@ -7,7 +7,7 @@ Docs: https://slm-nb.github.io/slm_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #d17bae02
 from __future__ import annotations
-import dataclasses, difflib, json, os, platform, random, re, sys, threading, time, types, typing
+import dataclasses, difflib, importlib.resources, json, os, platform, random, re, sys, threading, time, types, typing
 from importlib.metadata import PackageNotFoundError, version
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -21,9 +21,9 @@ import yaml
 
 # %% auto #0
 __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
-           'cache_dir', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'require_gpu', 'seed_everything',
-           'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root', 'new_run_dir', 'read_metrics',
-           'write_metrics', 'cpu_model', 'env_info', 'start_run', 'percentile']
+           'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'require_gpu',
+           'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root', 'new_run_dir',
+           'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'start_run', 'percentile']
 
 # %% ../nbs/00_core.ipynb #a1af8dca
 class SlmNbError(Exception):
@@ -163,6 +163,15 @@ def cache_dir() -> Path:
     d = Path(d).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+# %% ../nbs/00_core.ipynb #bd242015
+def package_path(packaged:str, # The folder inside the installed package, e.g. 'experiments'
+                 source:str, # The same files' source folder in a checkout, relative to its root, e.g. 'nbs/experiments'
+                ) -> Path:
+    "The checkout's source folder when slm_nb runs from a checkout, else the copy installed inside the package."
+    pkg = Path(str(importlib.resources.files('slm_nb')))
+    src = pkg.parent/source
+    return src if (pkg.parent/'pyproject.toml').exists() and src.is_dir() else pkg/packaged
 
 # %% ../nbs/00_core.ipynb #76bf5ece
 def get_device() -> str:
