@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/trainers.html.md"""
 
 # %% ../nbs/05_trainers.ipynb #153b69e7
 from __future__ import annotations
-import json, os, shutil, sys, time
+import inspect, json, os, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,13 +19,31 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallba
 from trl import SFTConfig, SFTTrainer
 
 from .core import (Config, ConfigError, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
-                         new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
+                         did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
-from .data import DataError, load_records, make_task, tokenize_sft
+from .data import TASKS, DataError, load_records, make_task, tokenize_sft
 
 # %% auto #0
-__all__ = ['TrainConfig', 'check_hardware', 'prepare_examples', 'completion_only_loss', 'plot_loss', 'train', 'dataset_from_spec',
-           'train_from_config']
+__all__ = ['check_data_spec', 'TrainConfig', 'check_hardware', 'prepare_examples', 'completion_only_loss', 'plot_loss', 'train',
+           'dataset_from_spec', 'train_from_config']
+
+# %% ../nbs/05_trainers.ipynb #acbf3ee1
+_TASK_KEYS = ('task', 'n', 'seed', 'split', 'system', 'style', 'test_fraction')
+_FILE_KEYS = ('path', 'format', 'column_map', 'system', 'on_error', 'split', 'limit')
+
+def check_data_spec(spec:dict, # `{task: name, n, seed, ...knobs}` or `{path, format, column_map, system, limit, ...}`
+                    where:str='data', # The key it came from, for the message
+                   ) -> dict:
+    "Refuse a data spec with an unknown key (naming the nearest valid one) or neither `task` nor `path`."
+    if 'task' in spec:
+        gen = TASKS.get(spec['task'])
+        if gen is None: raise ConfigError(f"`{where}.task` = {spec['task']!r} is not a task.{did_you_mean(str(spec['task']), list(TASKS))} Tasks: {', '.join(TASKS)}.")
+        valid = [*_TASK_KEYS, *(k for k in inspect.signature(gen).parameters if k != 'rng')]
+    elif 'path' in spec: valid = list(_FILE_KEYS)
+    else: raise ConfigError(f"`{where}` = {spec}: expected a `task` key (procedural task) or a `path` key (a file, folder or Hub id).")
+    for k in spec:
+        if k not in valid: raise ConfigError(f"`{where}` has an unknown key `{k}`.{did_you_mean(k, valid)} Valid keys: {', '.join(valid)}.")
+    return spec
 
 # %% ../nbs/05_trainers.ipynb #750a0ce5
 @dataclass
@@ -69,6 +87,10 @@ class TrainConfig(Config):
         if self.method == 'full' and (self.trainer == 'unsloth'):
             raise ConfigError("TrainConfig: method='full' with trainer='unsloth' is not supported here; use trainer='trl'.")
         if self.max_steps is None and self.epochs <= 0: raise ConfigError("TrainConfig: set max_steps or epochs > 0.")
+        for where in ('data', 'eval_data'):
+            if getattr(self, where) is not None:
+                try: check_data_spec(getattr(self, where), where)
+                except ConfigError as e: raise ConfigError(f"TrainConfig: {e}") from None
         if self.packing and not self.padding_free:
             raise ConfigError("TrainConfig: packing=True needs padding_free=True (position ids keep packed examples apart).")
         if not 0 <= self.warmup_ratio < 1: raise ConfigError(f"TrainConfig: `warmup_ratio` = {self.warmup_ratio} must be in [0, 1).")
@@ -279,13 +301,11 @@ def train(cfg:TrainConfig, # The resolved config
 # %% ../nbs/05_trainers.ipynb #e59f58c0
 def dataset_from_spec(spec:dict, split:str='train'):
     "A dataset from a data spec: `{task: name, n, seed, ...knobs}` or `{path, format, column_map, system, limit}`."
-    spec = dict(spec)
+    spec = dict(check_data_spec(spec))
     if 'task' in spec:
         name, n = spec.pop('task'), spec.pop('n', 1000)
         return make_task(name, n, split=spec.pop('split', split), **spec)
-    if 'path' in spec:
-        return load_records(spec.pop('path'), **spec)
-    raise ConfigError(f"data spec {spec}: expected a `task` key (procedural task) or a `path` key (a file, folder or Hub id).")
+    return load_records(spec.pop('path'), **spec)
 
 def train_from_config(cfg:TrainConfig|str|Path) -> dict:
     "Train from a `TrainConfig` or a YAML file path; works the same under torchrun/accelerate launch."
