@@ -71,14 +71,22 @@ def nb_to_md(nb_path: Path, name: str) -> str:
     return scrub('\n\n'.join(p for p in parts if p) + '\n')
 
 
+def machine(run_dir: Path) -> str:
+    "The CPU kind a run measured on, from its env.json (the kernel's record, or the CLI's for older runs)."
+    env = json.loads((run_dir / 'env.json').read_text())
+    flags = ', '.join(env.get('cpu_speed_flags') or []) or 'flags not recorded'
+    gpus = ', '.join(g['name'] if isinstance(g, dict) else str(g) for g in env.get('gpus') or [])
+    return f"{env.get('cpu_count')} cores of {env.get('cpu_model', 'an unrecorded CPU')} ({flags})" + (f", GPU {gpus}" if gpus else '')
+
+
 def headline_md(runs: dict) -> str:
     rows = []
     if 'lora_sft' in runs:
         m = json.loads((runs['lora_sft'] / 'metrics.json').read_text())
-        h, env = m['headline'], json.loads((runs['lora_sft'] / 'env.json').read_text())
+        h = m['headline']
         p = __import__('yaml').safe_load((runs['lora_sft'] / 'params.yaml').read_text())
-        rows.append(f"**Main job** (`make demo`: LoRA on `{p.get('model')}`, task `{p.get('task')}`, {p.get('max_steps')} steps; "
-                    f"{env.get('cpu_count')} CPU cores, run `{runs['lora_sft'].name}`):\n")
+        rows.append(f"**Main job** (`make demo`: LoRA on `{p.get('model')}`, task `{p.get('task')}`, {p.get('max_steps')} steps, "
+                    f"trained in {m['train'].get('precision')}; {machine(runs['lora_sft'])}; run `{runs['lora_sft'].name}`):\n")
         rows.append('| | held-out exact-match (95% CI) |\n|---|---|')
         rows.append(f"| base | {m['base']['accuracy']:.2f} [{m['base']['ci_low']:.2f}, {m['base']['ci_high']:.2f}] |")
         rows.append(f"| LoRA-tuned | {m['tuned']['accuracy']:.2f} [{m['tuned']['ci_low']:.2f}, {m['tuned']['ci_high']:.2f}] |")
@@ -90,14 +98,14 @@ def headline_md(runs: dict) -> str:
         h = dict(em.get('headline', {}))
         loads = [r['load_avg_1m'] for r in em.get('engines', {}).values() if isinstance(r, dict) and 'load_avg_1m' in r]
         if loads: h['load_average'] = max(loads)
-        rows.append(f"\n**Engines** (run `{runs['engine_bench'].name}`):\n")
+        rows.append(f"\n**Engines** ({machine(runs['engine_bench'])}; run `{runs['engine_bench'].name}`):\n")
         rows.append('| metric | value | target |\n|---|---|---|')
         fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v
         rows += [f"| {ENGINE_LABELS.get(k, (k, ''))[0]} | {fmt(v)} | {ENGINE_LABELS.get(k, (k, ''))[1]} |" for k, v in h.items()]
     if 'compress' in runs:
         m = json.loads((runs['compress'] / 'metrics.json').read_text())
         b = m['baseline']
-        rows.append(f"\n**Compression** (run `{runs['compress'].name}`: the tuned model quantized, "
+        rows.append(f"\n**Compression** ({machine(runs['compress'])}; run `{runs['compress'].name}`: the tuned model quantized, "
                     f"{b['n']} held-out questions before and after, same engine and prompts):\n")
         rows.append('| model | size ratio | exact-match | drop (points) [paired 95% CI] | perplexity |\n|---|---|---|---|---|')
         rows.append(f"| bf16 | 1.00 | {b['exact_match']:.3f} | – | {b['perplexity']:.3f} |")

@@ -23,7 +23,7 @@ import yaml
 __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
            'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'require_gpu',
            'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root', 'new_run_dir',
-           'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'start_run', 'percentile']
+           'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'gpu_info', 'start_run', 'percentile']
 
 # %% ../nbs/00_core.ipynb #a1af8dca
 class SlmNbError(Exception):
@@ -356,12 +356,17 @@ def env_info() -> dict:
                 cpu_count=os.cpu_count(), packages=pk, time_utc=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     info.update(cpu_model=cpu_model(), cpu_speed_flags=sorted(cpu_flags() & _SPEED_FLAGS))
     info['ram_gb'] = round(psutil.virtual_memory().total / 2**30, 1)
-    if 'torch' in sys.modules:
+    if 'torch' in sys.modules:  # a process that computes (a kernel), not the CLI that only launches it
         import torch  # lazy: the CLI imports core
-        info['torch_threads'] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info['gpus'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info.update(torch_threads=torch.get_num_threads(), gpus=gpu_info())
     return info
+
+def gpu_info() -> list[dict]:
+    "Name and memory of each CUDA GPU ([] without CUDA)."
+    import torch  # lazy: the CLI imports core
+    if not torch.cuda.is_available(): return []
+    return [dict(name=torch.cuda.get_device_name(i), memory_gb=round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1))
+            for i in range(torch.cuda.device_count())]
 
 # %% ../nbs/00_core.ipynb #f9980ca0
 def start_run(name:str, # The experiment's name (the run directory's suffix)
@@ -373,8 +378,11 @@ def start_run(name:str, # The experiment's name (the run directory's suffix)
     if run_dir is None:
         run_dir = new_run_dir(name)
         atomic_write_text(run_dir/'params.yaml', yaml.safe_dump({'experiment': name, **params}, sort_keys=False))
-        atomic_write_json(run_dir/'env.json', env_info())
     run_dir = Path(run_dir).resolve()
+    # What ran the notebook is this kernel (its environment, threads, GPUs); what the CLI recorded becomes a section.
+    env_file = run_dir/'env.json'
+    cli = json.loads(env_file.read_text()) if env_file.exists() else None
+    atomic_write_json(env_file, {**env_info(), 'written_by': 'kernel', **({'cli': cli} if cli else {})})
     (run_dir/'plots').mkdir(parents=True, exist_ok=True)
     if seed is not None: seed_everything(seed)
     print('run directory:', run_dir)

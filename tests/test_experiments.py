@@ -47,7 +47,8 @@ def test_lora_sft_small(tmp_path, check_ok):
     assert len((d / 'predictions.jsonl').read_text().splitlines()) == 24
     nb = json.loads((d / 'lora_sft.ipynb').read_text())
     assert sum(len(c.get('outputs', [])) for c in nb['cells']) > 5  # executed, with outputs
-    assert 'transformers' in json.loads((d / 'env.json').read_text())['packages']
+    env = json.loads((d / 'env.json').read_text())
+    assert 'transformers' in env['packages'] and env['written_by'] == 'kernel' and env['torch_threads'] >= 1, env
     assert_no_secret(d)
 
 

