@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/cli.html.md"""
 
 # %% ../nbs/08_cli.ipynb #8c18fe75
 from __future__ import annotations
-import argparse, ast, json, os, re, shlex, subprocess, sys, traceback
+import argparse, ast, contextlib, json, logging, os, re, shlex, subprocess, sys, traceback
 from pathlib import Path
 
 import yaml
@@ -15,7 +15,8 @@ from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, ato
                          read_metrics, write_metrics)
 
 # %% auto #0
-__all__ = ['experiments_dir', 'list_experiments', 'parse_params', 'run_experiment', 'compare_runs', 'train_command', 'main']
+__all__ = ['experiments_dir', 'list_experiments', 'parse_params', 'section_titles', 'run_experiment', 'compare_runs',
+           'train_command', 'main']
 
 # %% ../nbs/08_cli.ipynb #0d7b2c7b
 def experiments_dir() -> Path:
@@ -62,6 +63,35 @@ def parse_params(pairs:list, declared:dict, notebook:str='') -> dict:
         out[k] = _yaml_value(v) if isinstance(v, str) else v
     return out
 
+# %% ../nbs/08_cli.ipynb #72427ae6
+def section_titles(nb:dict) -> dict:
+    "Output-cell number (1-based, counting the parameters papermill injects) -> the section heading above it."
+    titles, heading, shift = {}, None, 0
+    for i, c in enumerate(nb['cells']):
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'markdown':
+            heading = next((l.lstrip('#').strip() for l in src.splitlines() if l.startswith('#')), heading)
+        titles[i + 1 + shift] = heading
+        if 'parameters' in c.get('metadata', {}).get('tags', []): shift = 1; titles[i + 2] = heading  # the injected cell
+    return titles
+
+class _CellStream(logging.Filter):
+    "Papermill's log while a notebook runs: cell output through, 'Executing Cell N' turned into section titles."
+    def __init__(self, titles:dict):
+        super().__init__(); self.titles, self.last = titles, None
+    def filter(self, record) -> bool:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING and not msg.startswith(('Executing', 'Ending')): return False  # the cell's stderr
+        m = re.match(r'(Executing|Ending) Cell (\d+)-', msg)
+        if not m:
+            if re.fullmatch(r'\s*<[\w.]+ object>\s*', msg): return False  # an image's text stand-in: the plot is in the run directory
+            record.msg, record.args = msg.rstrip(), ()
+            return True
+        title = self.titles.get(int(m.group(2)))
+        if m.group(1) == 'Ending' or title is None or title == self.last: return False
+        self.last, record.msg, record.args = title, f"== {title}", ()
+        return True
+
 # %% ../nbs/08_cli.ipynb #2d4d2ddb
 def _fail(run_dir:Path, stage:str, err:BaseException, **extra) -> dict:
     rec = dict(status='failed', stage=stage, error=type(err).__name__, message=str(err).strip()[-4000:], **extra)
@@ -80,11 +110,26 @@ def _defaults(declared:dict) -> dict:
         except (ValueError, SyntaxError): out[k] = v['default']
     return out
 
+@contextlib.contextmanager
+def _streaming(nb_path):
+    "Papermill's log to stdout through `_CellStream`, and progress lines from the kernel every 10 s, while a run executes."
+    log, h = logging.getLogger('papermill'), logging.StreamHandler(sys.stdout)
+    h.setFormatter(logging.Formatter('%(message)s')); h.addFilter(_CellStream(section_titles(json.loads(Path(nb_path).read_text()))))
+    saved = (log.level, log.propagate, os.environ.get('SLM_NB_PROGRESS_S'))
+    log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
+    os.environ.setdefault('SLM_NB_PROGRESS_S', '10')  # the kernel inherits it
+    try: yield
+    finally:
+        log.removeHandler(h); log.setLevel(saved[0]); log.propagate = saved[1]
+        if saved[2] is None: os.environ.pop('SLM_NB_PROGRESS_S', None)
+
+# %% ../nbs/08_cli.ipynb #00e237b6
 def run_experiment(name:str, # Experiment name (a notebook in the experiments folder)
                    params:dict|list|None=None, # Parameters: a dict, or [(key, value_str), ...] from the CLI
                    root=None, # Root of run directories (default ./runs or $SLM_NB_RUNS)
                    kernel:str|None=None, # Jupyter kernel (default: the one the notebook names)
-                   progress_bar:bool=True) -> tuple[Path, dict]: # Show papermill's progress bar
+                   progress_bar:bool=True, # Show papermill's progress bar
+                   stream:bool=False) -> tuple[Path, dict]: # Stream section titles and the notebook's output (and progress lines)
     "Run experiment `name` with papermill into a new run directory; returns (run_dir, status)."
     import papermill as pm  # lazy: it imports nbconvert and jupyter, seconds `slm-nb --help` need not pay
     exps = list_experiments()
@@ -104,8 +149,9 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     atomic_write_text(run_dir/'params.yaml', yaml.safe_dump({'experiment': name, **effective}, sort_keys=False))
     out_nb = run_dir/f'{name}.ipynb'
     try:
-        pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
-                            progress_bar=progress_bar, cwd=None, log_output=False)
+        with _streaming(exp['path']) if stream else contextlib.nullcontext():
+            pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
+                                progress_bar=progress_bar, cwd=None, log_output=stream)
     except pm.PapermillExecutionError as e:
         return run_dir, _fail(run_dir, 'execution', e, notebook=str(out_nb), **_papermill_error(e))
     except Exception as e:  # kernel missing, kernel died, ...
@@ -159,8 +205,8 @@ def _print_headline(run_dir:Path):
         if (run_dir/f).exists(): print(f"report: {run_dir/f}")
     for k, v in head.items(): print(f"  {k}: {v}")
 
-def main(argv:list|None=None) -> int:
-    "Entry point of the `slm-nb` console script. (long because it is the argument parser: one short block per subcommand)"
+def _parser() -> argparse.ArgumentParser:
+    "The `slm-nb` command line: one subcommand per job."
     ap = argparse.ArgumentParser(prog='slm-nb', description='slm_nb experiments and training.')
     sub = ap.add_subparsers(dest='cmd', required=True)
     sub.add_parser('list', help='experiments and their parameters')
@@ -168,13 +214,19 @@ def main(argv:list|None=None) -> int:
     r.add_argument('name'); r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'))
     r.add_argument('--root', default=None, help='root of run directories (default ./runs)')
     r.add_argument('--kernel', default=None, help='Jupyter kernel (default: the one the notebook names)')
-    r.add_argument('--no-progress', action='store_true')
+    r.add_argument('--no-progress', action='store_true', help="no papermill progress bar (section titles and progress lines stay)")
+    r.add_argument('--quiet', action='store_true', help='print only the result: no bar, no section titles, no progress lines')
     c = sub.add_parser('compare', help='one table across run directories'); c.add_argument('runs', nargs='+')
     c.add_argument('--csv', default=None, help='also write the table to this CSV file')
     t = sub.add_parser('train', help='fine-tune from a YAML TrainConfig')
     t.add_argument('config'); t.add_argument('--launcher', default='none', choices=['none', 'torchrun', 'accelerate'])
     t.add_argument('--nproc', type=int, default=1)
-    a = ap.parse_args(argv)
+    return ap
+
+# %% ../nbs/08_cli.ipynb #736027c4
+def main(argv:list|None=None) -> int:
+    "Entry point of the `slm-nb` console script. (one short block per subcommand)"
+    a = _parser().parse_args(argv)
     try:
         if a.cmd == 'list':
             for name, e in list_experiments().items():
@@ -183,7 +235,8 @@ def main(argv:list|None=None) -> int:
                     print(f"    {k} = {v['default']}  # {v['help']}")
             return 0
         if a.cmd == 'run':
-            run_dir, status = run_experiment(a.name, a.param, root=a.root, kernel=a.kernel, progress_bar=not a.no_progress)
+            run_dir, status = run_experiment(a.name, a.param, root=a.root, kernel=a.kernel,
+                                             progress_bar=not (a.no_progress or a.quiet), stream=not a.quiet)
             if status['status'] != 'succeeded':
                 where = f" in cell {status['cell']}" if status.get('cell') else ''
                 print(f"slm-nb run {a.name}: FAILED at {status['stage']}{where}: {status.get('ename') or status['error']}: "

@@ -23,7 +23,7 @@ import yaml
 __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
            'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'require_gpu',
            'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root', 'new_run_dir',
-           'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'gpu_info', 'start_run', 'percentile']
+           'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'gpu_info', 'start_run', 'Progress', 'percentile']
 
 # %% ../nbs/00_core.ipynb #a1af8dca
 class SlmNbError(Exception):
@@ -387,6 +387,29 @@ def start_run(name:str, # The experiment's name (the run directory's suffix)
     if seed is not None: seed_everything(seed)
     print('run directory:', run_dir)
     return run_dir
+
+# %% ../nbs/00_core.ipynb #331edfec
+def _clock(s:float) -> str: return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+class Progress:
+    "One line per `every_s` seconds about a long step: done/total, an extra figure, elapsed time and ETA."
+    def __init__(self, what:str, # What is progressing, e.g. 'train steps'
+                 total:int, # How many units make it complete
+                 every_s:float|None=None): # Seconds between lines (default `$SLM_NB_PROGRESS_S`; None or 0: silent)
+        env = os.environ.get('SLM_NB_PROGRESS_S')
+        self.what, self.total, self.every_s = what, max(int(total), 1), every_s if every_s is not None else (float(env) if env else None)
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, done:int, extra:str='', final:bool=False) -> str|None:
+        "Print (and return) the line when `every_s` has passed since the last one, or when `final`."
+        now = time.perf_counter()
+        if not self.every_s or not (final or now - self.last >= self.every_s): return None
+        self.last, el = now, now - self.t0
+        eta = el / done * (self.total - done) if done else None
+        line = (f"[{self.what}] {done}/{self.total} ({100 * done / self.total:.0f}%)" + (f" {extra}" if extra else '')
+                + f" elapsed {_clock(el)}" + (f" ETA {_clock(eta)}" if eta is not None and not final else ''))
+        print(line, flush=True)
+        return line
 
 # %% ../nbs/00_core.ipynb #3461f694
 def percentile(xs, # Numbers

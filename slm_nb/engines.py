@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, StoppingCriteriaList, TextIteratorStreamer
 
-from .core import Config, ConfigError, SlmNbError, get_device, percentile, require_gpu, torch_dtype
+from .core import Config, ConfigError, Progress, SlmNbError, get_device, percentile, require_gpu, torch_dtype
 from .models import check_adapter, load_tokenizer, resolve_model
 from .data import prompt_add_special_tokens, render_prompt
 
@@ -123,12 +123,14 @@ def summarize(gens:list[Generation], wall_s:float) -> dict:
 # %% ../nbs/04_engines.ipynb #a8dead6b
 class _TokenTimes:
     "A stopping criterion that never stops; it timestamps the first generated token and each row's EOS."
-    def __init__(self, t0:float, eos_ids:set):
-        self.t0, self.eos_ids = t0, eos_ids
-        self.first, self.done = None, {}
+    def __init__(self, t0:float, eos_ids:set, tick=None):
+        self.t0, self.eos_ids, self.tick = t0, eos_ids, tick
+        self.first, self.done, self.steps = None, {}, 0
     def __call__(self, input_ids, scores, **kw):
         now = time.perf_counter() - self.t0
         if self.first is None: self.first = now
+        self.steps += 1
+        if self.tick: self.tick(self.steps)
         for r, t in enumerate(input_ids[:, -1].tolist()):
             if r not in self.done and t in self.eos_ids: self.done[r] = now
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -256,12 +258,14 @@ def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[G
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     results = [None] * len(ids)
     if gen.temperature > 0: torch.manual_seed(gen.seed)
+    prog, n_batches = Progress('generate prompts', len(ids)), -(-len(ids) // gen.batch_size)
     for b in range(0, len(order), gen.batch_size):
         rows = order[b:b + gen.batch_size]
+        tick = lambda step, b=b: prog.update(b, f"batch {b // gen.batch_size + 1}/{n_batches} token {step}/{gen.max_new_tokens}")
         batch = self.tokenizer.pad({'input_ids': [ids[i] for i in rows]}, return_tensors='pt').to(self.device)
         width = batch['input_ids'].shape[1]
         t0 = time.perf_counter()
-        times = _TokenTimes(t0, self.eos_ids)
+        times = _TokenTimes(t0, self.eos_ids, tick)
         with torch.inference_mode():
             out = self.model.generate(**batch, **self._gen_kwargs(gen), stopping_criteria=StoppingCriteriaList([times]))
         end = time.perf_counter() - t0
@@ -270,6 +274,7 @@ def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[G
             results[i] = Generation(text=text, prompt_tokens=len(ids[i]), generated_tokens=n,
                                     ttft_s=times.first if times.first is not None else end,
                                     latency_s=times.done.get(r, end), finish_reason=reason)
+    if len(ids) > gen.batch_size: prog.update(len(ids), final=True)
     return results
 
 # %% ../nbs/04_engines.ipynb #30c0c73f

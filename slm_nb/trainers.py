@@ -18,7 +18,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from .core import (Config, ConfigError, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
+from .core import (Config, ConfigError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
                          did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
 from .data import TASKS, DataError, load_records, make_task, tokenize_sft
@@ -225,6 +225,16 @@ class _History(TrainerCallback):
     def on_step_begin(self, args, state, control, **kw): self.t = time.perf_counter()
     def on_step_end(self, args, state, control, **kw): self.step_times.append(time.perf_counter() - self.t)
 
+class _TrainProgress(TrainerCallback):
+    "Progress lines (step, latest loss, elapsed, ETA) from rank 0; silent unless `$SLM_NB_PROGRESS_S` is set."
+    def on_train_begin(self, args, state, control, **kw): self.p, self.loss = Progress('train steps', state.max_steps), None
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and 'loss' in logs: self.loss = float(logs['loss'])
+    def _line(self, state, final=False):
+        if _is_main(): self.p.update(state.global_step, f"loss {self.loss:.4f}" if self.loss is not None else '', final=final)
+    def on_step_end(self, args, state, control, **kw): self._line(state)
+    def on_train_end(self, args, state, control, **kw): self._line(state, final=True)
+
 # %% ../nbs/05_trainers.ipynb #adc9f872
 def _tokens_per_row(trainer, n_tokens:int, n_examples:int) -> float:
     "Mean tokens of a training row as the trainer batches them."
@@ -266,7 +276,7 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     model, peft_cfg = _load_for_training(cfg, model_path)
     rec = _History()
     trainer = _sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
-                                 eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, *callbacks])
+                                 eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, _TrainProgress(), *callbacks])
     trainer.use_completion_logits_only = cfg.completion_logits_only
     return trainer, rec
 
