@@ -22,9 +22,10 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'UNITS', 'WORDS', 'TASKS',
            'PLAIN_HEADERS', 'DataError', 'make_record', 'boxed_contents', 'last_boxed', 'infer_format', 'iter_records',
-           'load_records', 'canonical_number', 'arithmetic', 'unit_conversion', 'reverse_words', 'sort_words',
-           'make_task', 'check_no_overlap', 'task_splits', 'render_prompt', 'prompt_add_special_tokens',
-           'encode_prompt', 'tokenize_sft', 'to_trl', 'to_text', 'calibration_samples', 'describe']
+           'content_hash', 'load_records', 'canonical_number', 'arithmetic', 'unit_conversion', 'reverse_words',
+           'sort_words', 'make_task', 'check_no_overlap', 'task_splits', 'drop_overlap', 'render_prompt',
+           'prompt_add_special_tokens', 'encode_prompt', 'tokenize_sft', 'to_trl', 'to_text', 'calibration_samples',
+           'describe']
 
 # %% ../nbs/02_data.ipynb #c779d18b
 class DataError(SlmNbError, ValueError):
@@ -480,6 +481,17 @@ def _finish_report(report:dict, ids:list):
         logger.warning(f"{report['source']}: {sum(dup.values()) - len(dup)} record(s) repeat an id (kept): {dict(list(dup.items())[:5])}")
     return report
 
+# %% ../nbs/02_data.ipynb #92389f4e
+def content_hash(source) -> str|None:
+    "SHA-256 of a data file, or of a folder's files (names and contents, in order); None for a Hub id or a `Dataset`."
+    if not isinstance(source, (str, os.PathLike)) or not Path(source).exists(): return None
+    p, h = Path(source), hashlib.sha256()
+    for f in ([p] if p.is_file() else sorted(x for x in p.rglob('*') if x.is_file())):
+        if p.is_dir(): h.update(str(f.relative_to(p)).encode() + b'\0')
+        with open(f, 'rb') as fh:
+            for block in iter(lambda: fh.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
 # %% ../nbs/02_data.ipynb #a3e5ac44
 def load_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
                  format:str|None=None, # One of `FORMATS`; inferred from the extension and columns when None
@@ -499,6 +511,7 @@ def load_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
     if buf or not parts: parts.append(Dataset.from_list(buf, features=FEATURES))
     ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     report = _finish_report(report, ids)
+    report['sha256'] = content_hash(source)  # which bytes this run read
     if len(ds) == 0:
         why = f" {report['n_skipped']} skipped; first: {report['skipped'][0]}" if report['n_skipped'] else ''
         raise DataError(f"{report['source']}: no records loaded.{why}")
@@ -635,6 +648,15 @@ def task_splits(name:str, # A key of `TASKS`
     test = make_task(name, n_test, seed=seed, split='test', **knobs)
     check_no_overlap(train, test)
     return train, test
+
+# %% ../nbs/02_data.ipynb #a67999b2
+def drop_overlap(train:Dataset, # Training records
+                 test:Dataset, # Held-out records
+                ) -> tuple[Dataset, list[str]]:
+    "`test` without the records whose user question also appears in `train`, and the questions removed."
+    seen = {p[-1]['content'] for p in train['prompt']}
+    keep = [i for i, p in enumerate(test['prompt']) if p[-1]['content'] not in seen]
+    return (test if len(keep) == len(test) else test.select(keep)), [p[-1]['content'] for p in test['prompt'] if p[-1]['content'] in seen]
 
 # %% ../nbs/02_data.ipynb #d9d27922
 PLAIN_HEADERS = {'system': '### System:', 'user': '### Instruction:', 'assistant': '### Response:'}

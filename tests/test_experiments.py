@@ -84,3 +84,21 @@ def test_list_shows_parameters(check_ok):
     r = slm_nb('list', root=None)
     check_ok(r)
     assert 'lora_sft' in r.stdout and 'max_steps = 80  # Optimizer steps' in r.stdout
+
+
+def test_lora_sft_on_a_users_files(tmp_path, check_ok):
+    "A user's own train and test files: their content hashes are recorded, and test questions seen in training are removed."
+    import csv, hashlib
+    rows = [(f"What is {a} + {a + 1}?", str(2 * a + 1)) for a in range(40)]
+    train_f, test_f = tmp_path / 'train.csv', tmp_path / 'test.csv'
+    for f, rs in ((train_f, rows), (test_f, rows[:2] + [(f"What is {a} + {a + 2}?", str(2 * a + 2)) for a in range(4)])):
+        with open(f, 'w', newline='') as fh: csv.writer(fh).writerows([('q', 'a'), *rs])
+    r = slm_nb('run', 'lora_sft', '-p', 'data_path', str(train_f), '-p', 'test_path', str(test_f), '-p', 'column_map',
+               '{question: q, answer: a}', '-p', 'max_steps', '2', '-p', 'batch_size', '4', '-p', 'max_new_tokens', '6',
+               root=tmp_path / 'runs')
+    check_ok(r)
+    d = only_run(tmp_path / 'runs')
+    m = json.loads((d / 'metrics.json').read_text())
+    assert m['data']['files_sha256'] == {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in (train_f, test_f)}, m['data']
+    assert m['data']['overlap_removed'] == 2 and m['base']['n'] == 4, (m['data'], m['base']['n'])
+    assert 'removed 2 held-out record(s)' in r.stdout
