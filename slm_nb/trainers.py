@@ -28,8 +28,9 @@ __all__ = ['check_data_spec', 'TrainConfig', 'check_hardware', 'prepare_examples
            'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05_trainers.ipynb #acbf3ee1
-_TASK_KEYS = ('task', 'n', 'seed', 'split', 'system', 'style', 'test_fraction')
-_FILE_KEYS = ('path', 'format', 'column_map', 'system', 'on_error', 'split', 'limit')
+# The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
+_TASK_KEYS = ('task', *(k for k in inspect.signature(make_task).parameters if k not in ('name', 'knobs')))
+_FILE_KEYS = ('path', *(k for k in inspect.signature(load_records).parameters if k not in ('source', 'chunk_size', 'with_report')))
 
 def check_data_spec(spec:dict, # `{task: name, n, seed, ...knobs}` or `{path, format, column_map, system, limit, ...}`
                     where:str='data', # The key it came from, for the message
