@@ -10,10 +10,12 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
 for src, dest, pattern in ((root/'nbs'/'experiments', root/'slm_nb'/'experiments', '*.ipynb'),
-                           (root/'nbs'/'data', root/'slm_nb'/'sample_data', '*')):
+                           (root/'nbs'/'data', root/'slm_nb'/'sample_data', '**/*')):
     dest.mkdir(exist_ok=True)
-    want = {f.name for f in src.glob(pattern) if f.is_file()}
-    for f in dest.iterdir():
-        if f.name not in want: f.unlink()  # a removed experiment or file leaves no stale copy
-    for name in sorted(want):
-        if not (dest/name).exists() or (dest/name).read_bytes() != (src/name).read_bytes(): shutil.copyfile(src/name, dest/name)
+    want = {f.relative_to(src) for f in src.glob(pattern) if f.is_file() and '__pycache__' not in f.parts}
+    for f in sorted(dest.rglob('*'), reverse=True):  # a removed experiment or file leaves no stale copy
+        if f.is_file() and f.relative_to(dest) not in want: f.unlink()
+        elif f.is_dir() and not any(f.iterdir()): f.rmdir()
+    for rel in sorted(want):
+        (dest/rel).parent.mkdir(parents=True, exist_ok=True)
+        if not (dest/rel).exists() or (dest/rel).read_bytes() != (src/rel).read_bytes(): shutil.copyfile(src/rel, dest/rel)

@@ -284,6 +284,9 @@ def compress_and_evaluate(model:str, # Embedded name, local folder or Hub id
                           **quant_kw) -> dict: # group_size, indivisible, n_calibration, max_length
     "Quantize `model` (+ `adapter`) with each scheme and measure size, time, memory, exact-match and perplexity before and after."
     run_dir = Path(run_dir)
+    if 'answer' not in test_ds.column_names or None in test_ds['answer']:
+        raise CompressError("compress_and_evaluate: the accuracy cost is measured by exact match, so every held-out record needs an "
+                            "exact `answer` (e.g. a procedural task); open-ended data have none.")
     for s in schemes: check_request(model, s, calibration, adapter)  # all requests checked before minutes are spent
     src = resolve_model(model)
     if adapter is not None: src = _merge_for_quantization(adapter, src, run_dir)

@@ -14,18 +14,18 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 import pyarrow.compute as pc
 
-from .core import SlmNbError, did_you_mean, percentile
+from .core import SlmNbError, did_you_mean, package_path, percentile
 from transformers.utils import chat_template_utils
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'UNITS', 'WORDS', 'TASKS',
-           'PLAIN_HEADERS', 'DataError', 'make_record', 'boxed_contents', 'last_boxed', 'infer_format', 'iter_records',
-           'content_hash', 'load_records', 'canonical_number', 'arithmetic', 'unit_conversion', 'reverse_words',
-           'sort_words', 'make_task', 'check_no_overlap', 'task_splits', 'drop_overlap', 'render_prompt',
-           'prompt_add_special_tokens', 'encode_prompt', 'tokenize_sft', 'to_trl', 'to_text', 'calibration_samples',
-           'describe']
+__all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'SHIPPED_DATA', 'UNITS', 'WORDS',
+           'TASKS', 'PLAIN_HEADERS', 'DataError', 'make_record', 'boxed_contents', 'last_boxed', 'resolve_source',
+           'infer_format', 'iter_records', 'content_hash', 'load_records', 'canonical_number', 'arithmetic',
+           'unit_conversion', 'reverse_words', 'sort_words', 'make_task', 'check_no_overlap', 'task_splits',
+           'drop_overlap', 'render_prompt', 'prompt_add_special_tokens', 'encode_prompt', 'tokenize_sft', 'to_trl',
+           'to_text', 'calibration_samples', 'describe']
 
 # %% ../nbs/02_data.ipynb #c779d18b
 class DataError(SlmNbError, ValueError):
@@ -276,6 +276,23 @@ def _with(f, **kw):
     def g(obj, where, system=None, **meta): return f(obj, where, system, **kw, **meta)
     return g
 
+# %% ../nbs/02_data.ipynb #b3f6d6b0
+SHIPPED_DATA = {  # short name -> file inside the package's sample data (nbs/data in a checkout)
+    'demi:pretraining': 'demi/divided/pretraining_data.csv',  # DEMI-MathAnalysis, 49 proofs for fine-tuning
+    'demi:benchmark': 'demi/divided/benchmark_data.csv',  # DEMI-MathAnalysis, 39 proofs for evaluation
+    'demi:sample': 'demi_sample.csv',  # 12 DEMI-style problems with boxed answers (tests, demos)
+    'alpaca:sample': 'alpaca_sample.json',  # 8 Alpaca-style instructions (tests, demos)
+}
+
+def resolve_source(source):
+    "A shipped dataset's short name (`SHIPPED_DATA`) as the path of its file; any other source unchanged."
+    if not isinstance(source, str) or ':' not in source or Path(source).exists(): return source
+    if source in SHIPPED_DATA: return package_path('sample_data', 'nbs/data')/SHIPPED_DATA[source]
+    if source.split(':')[0] in {k.split(':')[0] for k in SHIPPED_DATA}:
+        raise DataError(f"{source!r} is not a dataset shipped with slm_nb.{did_you_mean(source, list(SHIPPED_DATA))} "
+                        f"Shipped: {', '.join(SHIPPED_DATA)}.")
+    return source
+
 # %% ../nbs/02_data.ipynb #31c70d63
 def _is_hub_id(s:str) -> bool:
     return s.count('/') == 1 and not s.startswith(('.', '/', '~')) and not Path(s).suffix
@@ -303,7 +320,7 @@ def _peek_keys(path:Path, fmt:str) -> list[str]:
 def infer_format(source) -> str: # source: a path, folder, Hub id or Dataset
     "The loader format for `source` (a path, a folder, a Hub id or a `datasets.Dataset`), from extension and columns."
     if isinstance(source, (Dataset, DatasetDict)): return 'hf'
-    p = Path(source).expanduser()
+    p = Path(resolve_source(source)).expanduser()
     if not p.exists():
         if _is_hub_id(str(source)): return 'hf'
         _check_file(p)
@@ -434,6 +451,7 @@ def iter_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
                  report:dict|None=None): # Filled in with counts and skipped-record messages
     "Stream normalized records from `source`, checking every field. (long because it is one branch per kind of source, each a few lines)"
     if on_error not in ('raise', 'skip'): raise DataError(f"on_error={on_error!r}: expected 'raise' or 'skip'.")
+    source = resolve_source(source)
     if format is None: format = infer_format(source)
     if format not in FORMATS:
         raise DataError(f"{source}: unknown format {format!r}.{did_you_mean(str(format), list(FORMATS))} Formats: {', '.join(FORMATS)}.")
@@ -503,7 +521,7 @@ def load_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
                  chunk_size:int=50_000, # Records per Arrow chunk while collecting
                  with_report:bool=False): # Also return the load report (format, columns, skipped records, duplicate ids)
     "Load `source` into a `Dataset` of normalized records (and its load report, `with_report=True`)."
-    report, parts, buf, ids = {}, [], [], []
+    report, parts, buf, ids, source = {}, [], [], [], resolve_source(source)
     for rec in iter_records(source, format, column_map, system, on_error, split, report):
         buf.append(rec); ids.append(rec['meta']['id'])
         if len(buf) >= chunk_size: parts.append(Dataset.from_list(buf, features=FEATURES)); buf = []

@@ -1,4 +1,4 @@
-"""One entry point to every engine (`get_engine`, with `auto` choosing by measured speed), and the main job's yardstick: exact-match accuracy of an engine on held-out records, with a bootstrap CI, its speed and every item.
+"""One entry point to every engine (`get_engine`, with `auto` choosing by measured speed), and the yardsticks that need no judge: exact-match accuracy where records have exact answers, and the likelihood a model gives the reference outputs, each with a bootstrap CI, its speed and every item.
 
 Docs: https://slm-nb.github.io/slm_nb/evaluation.html.md"""
 
@@ -8,13 +8,17 @@ Docs: https://slm-nb.github.io/slm_nb/evaluation.html.md"""
 from __future__ import annotations
 import importlib.util, time
 
-from .core import did_you_mean, get_device
+import torch
+import torch.nn.functional as F
+
+from .core import Progress, did_you_mean, get_device
+from .data import tokenize_sft
 from .scoring import bootstrap_ci, exact_match
 from .engines import EngineError, GenConfig, HFEngine, OpenAIEngine, UnslothEngine, summarize
 from .engines_vllm import VLLMEngine
 
 # %% auto #0
-__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'evaluate']
+__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'evaluate', 'reference_nll']
 
 # %% ../nbs/04c_evaluation.ipynb #b652bec6
 BACKENDS = ('auto', 'hf', 'vllm', 'unsloth', 'openai')
@@ -61,17 +65,43 @@ def evaluate(engine, # Any engine
              ds, # Records with `prompt` and `answer` (e.g. a held-out task split)
              gen_cfg:GenConfig|dict|None=None, # Generation settings (greedy by default)
              seed:int=0) -> dict: # Seed of the bootstrap
-    "Exact-match accuracy (with a bootstrap 95% CI), speed summary and per-item records of `engine` on `ds`."
+    "Generations of `engine` on `ds` with speed and per-item records; exact-match accuracy (bootstrap 95% CI) over the records that have an `answer`."
     gen = engine.gen_config(gen_cfg)
-    if 'answer' not in ds.column_names or any(a is None for a in ds['answer']):
-        raise EngineError("evaluate: every record needs an exact `answer`; use the judge for open-ended outputs.")
+    answers = ds['answer'] if 'answer' in ds.column_names else [None] * len(ds)
     t0 = time.perf_counter()
     gens = engine.generate(ds['prompt'], gen)
     wall = time.perf_counter() - t0
-    em = exact_match([g.text for g in gens], ds['answer'])
-    ci = bootstrap_ci([float(r['correct']) for r in em['records']], seed=seed)
-    items = [dict(question=p[-1]['content'], answer=a, output=g.text, extracted=r['pred_answer'], correct=r['correct'],
-                  finish_reason=g.finish_reason, generated_tokens=g.generated_tokens)
-             for p, a, g, r in zip(ds['prompt'], ds['answer'], gens, em['records'])]
-    return dict(accuracy=em['accuracy'], ci_low=ci['low'], ci_high=ci['high'], n=em['n'], n_no_answer=em['n_no_answer'],
-                stop_rate=sum(g.finish_reason == 'stop' for g in gens) / len(gens), speed=summarize(gens, wall), items=items)
+    has = [i for i, a in enumerate(answers) if a is not None]
+    em = exact_match([gens[i].text for i in has], [answers[i] for i in has], ids=has) if has else None
+    by_id = {r['id']: r for r in (em['records'] if em else [])}
+    ci = bootstrap_ci([float(r['correct']) for r in by_id.values()], seed=seed) if has else dict(low=None, high=None)
+    items = [dict(question=p[-1]['content'], answer=a, output=g.text, extracted=by_id.get(i, {}).get('pred_answer'),
+                  correct=by_id[i]['correct'] if i in by_id else None, finish_reason=g.finish_reason, generated_tokens=g.generated_tokens)
+             for i, (p, a, g) in enumerate(zip(ds['prompt'], answers, gens))]
+    note = f"{len(has)} of {len(ds)} have exact answers" if has else f"n/a (0 of {len(ds)} have exact answers)"
+    return dict(accuracy=em['accuracy'] if em else None, ci_low=ci['low'], ci_high=ci['high'], n=len(ds), n_with_answer=len(has),
+                n_no_answer=em['n_no_answer'] if em else 0, exact_match_note=note, stop_rate=sum(g.finish_reason == 'stop' for g in gens) / len(gens),
+                length_rate=sum(g.finish_reason == 'length' for g in gens) / len(gens), speed=summarize(gens, wall), items=items)
+
+# %% ../nbs/04c_evaluation.ipynb #ffb8f7ab
+@torch.inference_mode()
+def reference_nll(engine:HFEngine, # A transformers engine (its model, adapter and tokenizer are used)
+                  ds, # Records with `prompt` and `completion` (the references)
+                  max_length:int|None=None, # Longest prompt + reference in tokens (default: the model's context)
+                  seed:int=0, # Seed of the bootstrap
+                 ) -> dict:
+    "Mean NLL per token of each reference completion given its prompt (teacher-forced, as in training), with a bootstrap 95% CI."
+    if not isinstance(engine, HFEngine): raise EngineError(f"reference_nll needs a transformers engine (hf), not {type(engine).__name__}.")
+    tok_ds, rep = tokenize_sft(ds, engine.tokenizer, max_length=min(max_length or engine.context, engine.context))
+    dev, items, prog = next(engine.model.parameters()).device, [], Progress('reference NLL', len(tok_ds))
+    for k, (ids, labels) in enumerate(zip(tok_ds['input_ids'], tok_ds['labels'])):
+        x, y = torch.tensor([ids], device=dev), torch.tensor(labels[1:], device=dev)
+        logits = engine.model(input_ids=x).logits[0, :-1]
+        keep = y != -100
+        nll = F.cross_entropy(logits[keep].float(), y[keep], reduction='sum').item()
+        items.append(dict(nll=nll / int(keep.sum()), n_tokens=int(keep.sum())))
+        prog.update(k + 1)
+    ci = bootstrap_ci([i['nll'] for i in items], seed=seed)
+    n_tok = sum(i['n_tokens'] for i in items)
+    return dict(mean_nll=ci['estimate'], ci_low=ci['low'], ci_high=ci['high'], n=len(items), n_truncated=rep['n_truncated'],
+                token_weighted_nll=sum(i['nll'] * i['n_tokens'] for i in items) / n_tok, n_tokens=n_tok, items=items)

@@ -28,9 +28,11 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     check_ok(r)
     assert r.stdout.strip().startswith(str(site)), r.stdout  # the wheel's copy, not the checkout
     r = run(py, '-c', "from slm_nb.core import package_path; p = package_path('sample_data', 'nbs/data'); "
-            "print(p, sorted(f.name for f in p.iterdir()))", cwd=work)
+            "print(p, sorted(f.name for f in p.iterdir())); from slm_nb.data import load_records; "
+            "print('rows', len(load_records('demi:pretraining')), len(load_records('demi:benchmark')))", cwd=work)
     check_ok(r)
-    assert r.stdout.startswith(str(site)) and 'demi_sample.csv' in r.stdout, r.stdout  # math_judge's default data
+    assert r.stdout.startswith(str(site)) and 'demi_sample.csv' in r.stdout, r.stdout  # the samples
+    assert 'rows 49 39' in r.stdout, r.stdout  # the real DEMI split (math_judge's default data) by its short name
     # The experiments' kernel, registered in the fresh environment, so papermill runs them there.
     check_ok(run(py, '-m', 'ipykernel', 'install', '--prefix', venv, '--name', 'slm-nb', '--display-name', 'slm_nb (wheel)', cwd=work))
     env = dict(JUPYTER_PATH=str(venv/'share'/'jupyter'), JUPYTER_PREFER_ENV_PATH='1', SLM_NB_EXPERIMENTS='')
