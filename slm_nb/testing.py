@@ -20,7 +20,7 @@ from .models import load_model, load_tokenizer, record_base
 from .scoring import extract_answer, reference_answer, is_equivalent
 
 # %% auto #0
-__all__ = ['BEHAVIOURS', 'honest_behaviour', 'biased_a_behaviour', 'StandInGemini', 'random_adapter']
+__all__ = ['BEHAVIOURS', 'overlap_f1', 'honest_behaviour', 'biased_a_behaviour', 'StandInGemini', 'random_adapter']
 
 # %% ../nbs/03b_testing.ipynb #7b7d3567
 _TAG = lambda tag: re.compile(rf'<{tag}>\n?(.*?)\n?</{tag}>', re.S)
@@ -29,10 +29,28 @@ def _tag(text:str, tag:str) -> str|None:
     m = _TAG(tag).search(text)
     return m.group(1) if m else None
 
+_TOKENS = re.compile(r'\\[A-Za-z]+|\w+|[^\s\w]')
+
+def overlap_f1(text:str|None, reference:str|None) -> float:
+    "F1 of the token multisets (words, LaTeX commands, symbols) of `text` and `reference`: 1.0 for the same tokens."
+    a, b = Counter(_TOKENS.findall(text or '')), Counter(_TOKENS.findall(reference or ''))
+    common = sum((a & b).values())
+    return 0.0 if not common else 2 * common / (sum(a.values()) + sum(b.values()))
+
+def _overlap_verdict(prompt:str, mode:str) -> dict:
+    ref = _tag(prompt, 'reference')
+    if mode == 'pairwise':
+        a, b = overlap_f1(_tag(prompt, 'answer_a'), ref), overlap_f1(_tag(prompt, 'answer_b'), ref)
+        return dict(reasoning=f"Stand-in: overlap with the reference A {a:.2f}, B {b:.2f}.", verdict='A' if a > b + .02 else 'B' if b > a + .02 else 'tie')
+    f = overlap_f1(_tag(prompt, 'answer'), ref)
+    return dict(reasoning=f"Stand-in: token overlap with the reference {f:.2f}.", correct=f >= 0.5, score=1 + round(9 * f))
+
 def honest_behaviour(prompt:str, # The judge prompt (all user turns, joined)
                      mode:str, # 'single' or 'pairwise'
                     ) -> dict:
-    "A stand-in judge verdict that compares extracted answers with the `<reference>` in the prompt."
+    "A stand-in verdict: extracted answers against the `<reference>`'s for problems with answers; token overlap for proofs and instructions."
+    kind = re.search(r'(?:Grade the|Which) (answer|proof|response)\b', prompt[prompt.rfind('</answer'):])
+    if kind and kind.group(1) != 'answer': return _overlap_verdict(prompt, mode)
     ref = reference_answer(_tag(prompt, 'reference'))
     ok = lambda t: (is_equivalent(extract_answer(t)['answer'], ref) if ref is not None and t is not None else None)
     if mode == 'pairwise':
@@ -76,11 +94,12 @@ class StandInGemini:
                  slow_s:float=2.0, # How long a 'slow' reply takes
                  retry_delay_s:float=0.2, # The RetryInfo delay of a '429'
                  host:str='127.0.0.1', # A loopback address only
+                 port:int=0, # 0: a free port; a fixed one to be the same endpoint again (judge identities and caches include it)
                 ):
         if host not in ('127.0.0.1', 'localhost', '::1'): raise ValueError(f"StandInGemini serves loopback only, not {host!r}.")
         self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
         self.script, self.faults = list(script or []), {k: list(v) for k, v in (faults or {}).items()}
-        self.latency_s, self.slow_s, self.retry_delay_s, self.host = latency_s, slow_s, retry_delay_s, host
+        self.latency_s, self.slow_s, self.retry_delay_s, self.host, self.port = latency_s, slow_s, retry_delay_s, host, port
         self.lock = threading.Lock()
         self.reset_counts()
         self.server = self.thread = None
@@ -109,7 +128,7 @@ class StandInGemini:
             daemon_threads, request_queue_size, allow_reuse_address = True, 256, True
             def handle_error(self, request, client_address):  # a client that hung up (killed, timed out) is not news
                 if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)): super().handle_error(request, client_address)
-        self.server = Server((self.host, 0), Handler)
+        self.server = Server((self.host, self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
         self.thread.start()
         return self
