@@ -18,7 +18,8 @@ from .engines import EngineError, GenConfig, HFEngine, OpenAIEngine, UnslothEngi
 from .engines_vllm import VLLMEngine
 
 # %% auto #0
-__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'evaluate', 'reference_nll']
+__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'evaluate', 'reference_nll',
+           'base_vs_tuned']
 
 # %% ../nbs/04c_evaluation.ipynb #b652bec6
 BACKENDS = ('auto', 'hf', 'vllm', 'unsloth', 'openai')
@@ -105,3 +106,28 @@ def reference_nll(engine:HFEngine, # A transformers engine (its model, adapter a
     n_tok = sum(i['n_tokens'] for i in items)
     return dict(mean_nll=ci['estimate'], ci_low=ci['low'], ci_high=ci['high'], n=len(items), n_truncated=rep['n_truncated'],
                 token_weighted_nll=sum(i['nll'] * i['n_tokens'] for i in items) / n_tok, n_tokens=n_tok, items=items)
+
+# %% ../nbs/04c_evaluation.ipynb #3e0e538f
+def base_vs_tuned(model:str, # The base: embedded name, folder or Hub id
+                  ds, # Held-out records (`prompt`, `completion`; `answer` where exact)
+                  adapter=None, # The tuned model as a LoRA adapter over `model` ...
+                  tuned_model=None, # ... or as a whole model folder (full fine-tuning)
+                  gen_cfg:GenConfig|dict|None=None, # One generation budget for both
+                  precision:str='auto', # auto, bf16, fp32
+                  nll:bool=True, # Also score the reference likelihood
+                  nll_max_length:int|None=None, # Longest prompt + reference scored (default: the context)
+                  seed:int=0) -> dict: # Bootstrap seed
+    "Both models on the same records, prompts, engine and budget: `evaluate` and `reference_nll` of each, with paired differences."
+    if (adapter is None) == (tuned_model is None): raise EngineError("base_vs_tuned: give the tuned model as `adapter` or as `tuned_model` (one of them).")
+    out = {}
+    for name, (m, a) in (('base', (model, None)), ('tuned', (tuned_model or model, adapter))):
+        eng = HFEngine(m, adapter=a, precision=precision)
+        out[name] = evaluate(eng, ds, gen_cfg, seed=seed)
+        if nll: out[name]['reference_nll'] = reference_nll(eng, ds, max_length=nll_max_length, seed=seed)
+        eng.close(); del eng
+    b, t = out['base']['items'], out['tuned']['items']
+    has = [i for i, x in enumerate(b) if x['correct'] is not None]
+    out['exact_match_gain'] = bootstrap_ci([float(t[i]['correct']) for i in has], paired_with=[float(b[i]['correct']) for i in has], seed=seed) if has else None
+    if nll: out['nll_change'] = bootstrap_ci([x['nll'] for x in out['tuned']['reference_nll']['items']],
+                                             paired_with=[x['nll'] for x in out['base']['reference_nll']['items']], seed=seed)
+    return out

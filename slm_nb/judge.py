@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/judge.html.md"""
 
 # %% ../nbs/07_judge.ipynb #1ffb0590
 from __future__ import annotations
-import hashlib, json, logging, math, os, random, re, sqlite3, threading, time
+import contextlib, hashlib, json, logging, math, os, random, re, secrets, sqlite3, threading, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ __all__ = ['PROMPT_VERSION', 'KINDS', 'RUBRICS', 'SINGLE_SYSTEM', 'SINGLE_TEMPLA
            'CallResult', 'Judge', 'retry_delay_s', 'GeminiJudge', 'OpenAIJudge', 'LocalJudge', 'make_judge',
            'cache_key', 'JudgeCache', 'backoff_delay_s', 'judge_one', 'open_cache', 'run_judge', 'grade_single',
            'grade_pairwise', 'judge_report', 'report_table', 'plot_report', 'save_records', 'corrupt',
-           'known_bad_control']
+           'known_bad_control', 'judge_session', 'judge_base_tuned']
 
 # %% ../nbs/07_judge.ipynb #ede7707e
 PROMPT_VERSION = 'judge-v3'  # v3: one rubric per kind of task; v2: the pairwise system prompt shows single braces
@@ -251,7 +251,7 @@ class Judge:
     def identity(self) -> dict:
         "Backend, model, endpoint, whether prompts leave the machine, and the prompt version: what a report must name."
         return dict(backend=self.cfg.backend, model=self.cfg.model, endpoint=self.endpoint, hosted=self.hosted,
-                    judge_id=self.judge_id, prompt_version=PROMPT_VERSION)
+                    standin=getattr(self, 'is_standin', False), judge_id=self.judge_id, prompt_version=PROMPT_VERSION)
 
     def gen_config(self) -> dict:
         "The generation settings that change the reply (part of the cache key)."
@@ -857,3 +857,56 @@ def known_bad_control(judge:Judge, # The judge under test
     for r in recs: r['id'] = list(r['id'])
     return dict(sanity_rate=lower(ok), by_how={h: lower([p for p in ok if p['how'] == h]) for h in hows}, n_pairs=len(pairs),
                 n_failed=len(pairs) - len(ok), pairs=pairs, records=recs, failures=_failure_counts(recs))
+
+# %% ../nbs/07_judge.ipynb #61da41d1
+@contextlib.contextmanager
+def judge_session(backend:str, # 'standin', 'gemini', 'openai' or 'local'
+                  model:str='gemini-2.5-flash', # Judge model (ignored by the stand-in)
+                  base_url:str|None=None, # Endpoint for 'openai'
+                  standin=None, # The stand-in server class (`slm_nb.testing.StandInGemini`) for backend 'standin'
+                  standin_latency_s:float=0.0, # Seconds per stand-in call
+                  **cfg): # Other `JudgeConfig` fields (concurrency, max_cost_usd, use_cache, ...)
+    "The judge an experiment is configured with, for the length of a `with` block (the stand-in's server runs only inside it)."
+    backends = ('standin', 'gemini', 'openai', 'local')
+    if backend not in backends: raise ConfigError(f"judge_backend={backend!r}.{did_you_mean(str(backend), list(backends))} Expected one of {backends}.")
+    if backend != 'standin':
+        yield make_judge(JudgeConfig(backend=backend, model=model, base_url=base_url, **cfg)); return
+    if standin is None: raise ConfigError("judge_backend='standin' needs the stand-in's class: pass standin=slm_nb.testing.StandInGemini.")
+    with standin(latency_s=standin_latency_s) as server:
+        cfg = {**dict(timeout_s=30, max_retries=2, backoff_s=0.1), **cfg, 'use_cache': False, 'max_cost_usd': None}
+        judge = GeminiJudge(model='stand-in-judge', base_url=server.base_url, api_key='standin-' + secrets.token_hex(8), cfg=JudgeConfig(**cfg))
+        judge.is_standin = True
+        yield judge
+
+# %% ../nbs/07_judge.ipynb #d859d3b6
+def _exact_of(items:list[dict]) -> dict|None:
+    "An `exact_match`-shaped result from `evaluate` items, over those with an exact answer (None when none has one)."
+    recs = [dict(id=i, correct=it['correct']) for i, it in enumerate(items) if it['correct'] is not None]
+    if not recs: return None
+    return dict(records=recs, n=len(recs), n_no_answer=sum(it['extracted'] is None for it in items if it['correct'] is not None),
+                accuracy=sum(r['correct'] for r in recs) / len(recs))
+
+def judge_base_tuned(judge:Judge, # From `judge_session`
+                     records, # The held-out records (their completions are the references)
+                     base_items:list[dict], # `evaluate(...)['items']` of the base model
+                     tuned_items:list[dict], # ... of the tuned model, same records and order
+                     n:int|None=None, # Grade the first `n` records (None: all)
+                     n_control:int=0, # References corrupted for the known-bad control (0: none)
+                     swap:bool=True, # Pairwise in both orders
+                     seed:int=0, cache=None) -> dict:
+    "Reference-guided single grading of both models, pairwise tuned (a) vs base (b), the known-bad control, and one report."
+    n = len(base_items) if n is None else min(n, len(base_items))
+    recs = [records[i] for i in range(n)]
+    common = [dict(id=i, question=r['prompt'][-1]['content'], reference=r['completion'][0]['content'], kind=rubric_kind(r)) for i, r in enumerate(recs)]
+    single = {name: grade_single(judge, [dict(c, answer=it['output']) for c, it in zip(common, items)], cache=cache)
+              for name, items in (('base', base_items), ('tuned', tuned_items))}
+    pairwise = grade_pairwise(judge, [dict(c, answer_a=t['output'], answer_b=b['output']) for c, b, t in zip(common, base_items, tuned_items)],
+                              swap=swap, cache=cache)
+    exact = {k: e for k, e in (('base', _exact_of(base_items[:n])), ('tuned', _exact_of(tuned_items[:n]))) if e}
+    control = None
+    if n_control:
+        ctl_items = common[:n_control]
+        kinds = {c['kind'] for c in ctl_items}
+        control = known_bad_control(judge, ctl_items, kind=kinds.pop() if len(kinds) == 1 else 'proof', seed=seed, cache=cache)
+    return dict(single=single, pairwise=pairwise, control=control, kinds=sorted({c['kind'] for c in common}),
+                report=judge_report(single=single, pairwise=pairwise, exact=exact or None, seed=seed, judge=judge))
