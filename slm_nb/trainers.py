@@ -22,6 +22,7 @@ from .core import (Config, ConfigError, Progress, SlmNbError, atomic_write_json,
                          did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
 from .data import TASKS, DataError, load_records, make_task, tokenize_sft
+from .plan import check_fits, training_plan
 
 # %% auto #0
 __all__ = ['check_data_spec', 'TrainConfig', 'check_hardware', 'prepare_examples', 'completion_only_loss', 'plot_loss', 'train',
@@ -289,9 +290,12 @@ def train(cfg:TrainConfig, # The resolved config
     "Fine-tune per `cfg`, write adapter/weights, tokenizer, config, metrics and loss curve to `run_dir`; return the metrics."
     check_hardware(cfg)
     seed_everything(cfg.seed)
+    model_path = resolve_model(cfg.model)
+    check_fits(training_plan(str(model_path), method=cfg.method, trainer=cfg.trainer, precision=cfg.precision, batch_size=cfg.batch_size,
+                             max_length=cfg.max_length, lora_r=cfg.lora_r, target_modules=cfg.target_modules,
+                             gradient_checkpointing=cfg.gradient_checkpointing, device=get_device()))  # before any weight loads
     run_dir = Path(run_dir or cfg.run_dir or new_run_dir('train'))
     run_dir.mkdir(parents=True, exist_ok=True); (run_dir/'plots').mkdir(exist_ok=True)
-    model_path = resolve_model(cfg.model)
     tok = load_tokenizer(model_path, trust_remote_code=cfg.trust_remote_code)
     ex_train, data_report = prepare_examples(train_ds, tok, cfg.max_length)
     ex_eval = prepare_examples(eval_ds, tok, cfg.max_length)[0] if eval_ds is not None else None

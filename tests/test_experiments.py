@@ -32,15 +32,18 @@ def test_lora_sft_small(tmp_path, check_ok):
     d = only_run(tmp_path)
     assert 'run directory:' in r.stdout and 'tuned_exact_match' in r.stdout  # headline printed
     for f in ['params.yaml', 'env.json', 'metrics.json', 'status.json', 'report.md', 'predictions.jsonl', 'lora_sft.ipynb',
-              'plots/loss.png', 'plots/exact_match.png', 'adapter/adapter_model.safetensors', 'adapter/tokenizer.json',
+              'plots/loss.png', 'plots/base_vs_tuned.png', 'adapter/adapter_model.safetensors', 'adapter/tokenizer.json',
               'train_config.yaml']:
         assert (d / f).exists(), f
     assert json.loads((d / 'status.json').read_text())['status'] == 'succeeded'
     params = yaml.safe_load((d / 'params.yaml').read_text())
     assert params['max_steps'] == 12 and params['experiment'] == 'lora_sft'
     m = json.loads((d / 'metrics.json').read_text())
-    for k in ('base_exact_match', 'tuned_exact_match', 'gain_points', 'train_tokens_per_s', 'eval_generated_tokens_per_s'):
+    for k in ('base_exact_match', 'tuned_exact_match', 'gain_points', 'train_tokens_per_s', 'eval_generated_tokens_per_s',
+              'base_ref_nll', 'tuned_ref_nll', 'nll_change', 'nll_change_ci'):
         assert k in m['headline'], k
+    # the tuned model finds the held-out references more likely than its base (a large effect even after 12 steps)
+    assert m['headline']['nll_change_ci'][1] < 0, m['headline']
     assert 0 <= m['base']['accuracy'] <= 1 and 0 <= m['tuned']['accuracy'] <= 1
     assert m['base']['n'] == 24 and m['tuned']['ci_low'] <= m['tuned']['accuracy'] <= m['tuned']['ci_high']
     assert m['train']['global_step'] == 12 and m['train']['final_loss'] < m['train']['loss_history'][0][1]
@@ -102,3 +105,41 @@ def test_lora_sft_on_a_users_files(tmp_path, check_ok):
     assert m['data']['files_sha256'] == {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in (train_f, test_f)}, m['data']
     assert m['data']['overlap_removed'] == 2 and m['base']['n'] == 4, (m['data'], m['base']['n'])
     assert 'removed 2 held-out record(s)' in r.stdout
+
+
+def test_lora_sft_judged_by_the_standin(tmp_path, check_ok):
+    "lora_sft with a judge configured: the judge step runs to the end and the report says the verdicts are the stand-in's."
+    r = slm_nb('run', 'lora_sft', '-p', 'n_train', '32', '-p', 'n_test', '4', '-p', 'max_steps', '2', '-p', 'batch_size', '4',
+               '-p', 'max_new_tokens', '6', '-p', 'judge_backend', 'standin', '-p', 'n_judged', '3', root=tmp_path)
+    check_ok(r)
+    d = only_run(tmp_path)
+    m = json.loads((d / 'metrics.json').read_text())
+    j = m['judge']
+    assert j['judge']['standin'] is True and j['prompt_version'] == 'judge-v3', j['judge']
+    assert set(j['single']) == {'base', 'tuned'} and all(s['n'] == 3 and s['n_ok'] == 3 for s in j['single'].values())
+    assert j['pairwise']['n'] == 3 and j['pairwise']['swapped'] and set(j['exact']) == {'base', 'tuned'}
+    judg = [json.loads(l) for l in (d / 'judgments.jsonl').read_text().splitlines()]
+    assert len(judg) == 3 + 3 + 3 and {x.get('kind') for x in judg if x['mode'] == 'single'} == {'answer'}
+    assert 'the offline stand-in: a pipeline check, not a measurement' in (d / 'report.md').read_text()
+    assert_no_secret(d)
+
+
+def test_lora_sft_on_open_ended_alpaca(tmp_path, check_ok):
+    "Free-text Alpaca data (no exact answers): exact match is n/a, the reference likelihood is the measurement."
+    recs = [dict(instruction=f"Describe the number {n} in one sentence.", input='',
+                 output=f"{n} is an {'even' if n % 2 == 0 else 'odd'} number that comes after {n - 1}.") for n in range(2, 62)]
+    f = tmp_path / 'alpaca.json'
+    f.write_text(json.dumps(recs))
+    r = slm_nb('run', 'lora_sft', '-p', 'data_path', str(f), '-p', 'n_test', '6', '-p', 'max_steps', '6', '-p', 'batch_size', '8',
+               '-p', 'max_new_tokens', '24', '-p', 'judge_backend', 'standin', root=tmp_path / 'runs')
+    check_ok(r)
+    d = only_run(tmp_path / 'runs')
+    m = json.loads((d / 'metrics.json').read_text())
+    h = m['headline']
+    assert h['base_exact_match'] is None and h['gain_points'] is None and h['exact_match_note'] == 'n/a (0 of 6 have exact answers)', h
+    assert h['nll_change_ci'][1] < 0, h  # learned the sentences' shape: the references became more likely
+    assert m['judge']['exact'] == {} and m['judge']['single']['tuned']['n_ok'] == 6
+    judg = [json.loads(l) for l in (d / 'judgments.jsonl').read_text().splitlines()]
+    assert {x['kind'] for x in judg if x['mode'] == 'single'} == {'instruction'}
+    report = (d / 'report.md').read_text()
+    assert 'Exact match: n/a (0 of 6 have exact answers)' in report and 'Reference NLL change' in report
