@@ -15,8 +15,8 @@ from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, ato
                          read_metrics, write_metrics)
 
 # %% auto #0
-__all__ = ['experiments_dir', 'list_experiments', 'parse_params', 'section_titles', 'run_experiment', 'compare_runs',
-           'train_command', 'main']
+__all__ = ['experiments_dir', 'list_experiments', 'parse_params', 'recipes_dir', 'read_params_file', 'section_titles',
+           'run_experiment', 'compare_runs', 'train_command', 'main']
 
 # %% ../nbs/08_cli.ipynb #0d7b2c7b
 def experiments_dir() -> Path:
@@ -62,6 +62,25 @@ def parse_params(pairs:list, declared:dict, notebook:str='') -> dict:
                               f"Declared parameters: {', '.join(declared)}.")
         out[k] = _yaml_value(v) if isinstance(v, str) else v
     return out
+
+# %% ../nbs/08_cli.ipynb #0684e8c1
+def recipes_dir() -> Path:
+    "The parameter files shipped with slm_nb (a checkout's `nbs/recipes`, else the installed copies)."
+    return package_path('recipes', 'nbs/recipes')
+
+def read_params_file(path_or_name:str) -> tuple[Path, dict]:
+    "A YAML parameters file, by path or by the name of a shipped recipe: (its path, its mapping)."
+    p = Path(path_or_name)
+    if not p.is_file():
+        names = sorted(f.stem for f in recipes_dir().glob('*.yaml'))
+        p = recipes_dir()/f"{path_or_name}.yaml"
+        if not p.is_file():
+            raise ConfigError(f"parameters file {path_or_name!r}: no such file, nor a shipped recipe.{did_you_mean(str(path_or_name), names)} "
+                              f"Recipes: {', '.join(names)}.")
+    try: d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e: raise ConfigError(f"{p}: not valid YAML ({e}).") from None
+    if not isinstance(d, dict): raise ConfigError(f"{p}: expected a mapping of parameter names to values, got {type(d).__name__}.")
+    return p, d
 
 # %% ../nbs/08_cli.ipynb #72427ae6
 def section_titles(nb:dict) -> dict:
@@ -129,7 +148,8 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
                    root=None, # Root of run directories (default ./runs or $SLM_NB_RUNS)
                    kernel:str|None=None, # Jupyter kernel (default: the one the notebook names)
                    progress_bar:bool=True, # Show papermill's progress bar
-                   stream:bool=False) -> tuple[Path, dict]: # Stream section titles and the notebook's output (and progress lines)
+                   stream:bool=False, # Stream section titles and the notebook's output (and progress lines)
+                   params_file:str|None=None) -> tuple[Path, dict]: # A YAML parameters file or shipped recipe name (`params` win)
     "Run experiment `name` with papermill into a new run directory; returns (run_dir, status)."
     import papermill as pm  # lazy: it imports nbconvert and jupyter, seconds `slm-nb --help` need not pay
     exps = list_experiments()
@@ -141,18 +161,25 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     atomic_write_json(run_dir/'env.json', env_info())
     try:
         if isinstance(params, dict): params = list(params.items())
-        p = parse_params(params or [], exp['parameters'], f"experiment `{name}`")
+        f_path, f_params = read_params_file(params_file) if params_file else (None, {})
+        p = {**parse_params(list(f_params.items()), exp['parameters'], str(f_path)),
+             **parse_params(params or [], exp['parameters'], f"experiment `{name}`")}
     except SlmNbError as e:
         return run_dir, _fail(run_dir, 'parameters', e)
     p['run_dir'] = str(run_dir)
     effective = {**_defaults(exp['parameters']), **p}  # the record holds every parameter, not only the ones given
-    atomic_write_text(run_dir/'params.yaml', yaml.safe_dump({'experiment': name, **effective}, sort_keys=False))
+    record = {'experiment': name, **({'parameters_file': str(f_path)} if f_path else {}), **effective}
+    atomic_write_text(run_dir/'params.yaml', yaml.safe_dump(record, sort_keys=False))
     out_nb = run_dir/f'{name}.ipynb'
     try:
         with _streaming(exp['path']) if stream else contextlib.nullcontext():
             pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
                                 progress_bar=progress_bar, cwd=None, log_output=stream)
     except pm.PapermillExecutionError as e:
+        if e.ename == 'StopAfterPlan':  # a dry run: the plan is printed in the notebook, and it stopped there on purpose
+            status = dict(status='dry_run', experiment=name, notebook=str(out_nb), message=str(e.evalue))
+            atomic_write_json(run_dir/'status.json', status)
+            return run_dir, status
         return run_dir, _fail(run_dir, 'execution', e, notebook=str(out_nb), **_papermill_error(e))
     except Exception as e:  # kernel missing, kernel died, ...
         return run_dir, _fail(run_dir, 'startup', e, notebook=str(out_nb))
@@ -212,6 +239,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser('list', help='experiments and their parameters')
     r = sub.add_parser('run', help='run an experiment notebook with papermill into a new run directory')
     r.add_argument('name'); r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'))
+    r.add_argument('-f', '--parameters-file', default=None, help='YAML parameters file, or the name of a shipped recipe (-p pairs win)')
     r.add_argument('--root', default=None, help='root of run directories (default ./runs)')
     r.add_argument('--kernel', default=None, help='Jupyter kernel (default: the one the notebook names)')
     r.add_argument('--no-progress', action='store_true', help="no papermill progress bar (section titles and progress lines stay)")
@@ -233,10 +261,14 @@ def main(argv:list|None=None) -> int:
                 print(f"{name}  (kernel: {e['kernel']})")
                 for k, v in e['parameters'].items():
                     print(f"    {k} = {v['default']}  # {v['help']}")
+            print(f"recipes (slm-nb run <experiment> -f <recipe>): {', '.join(sorted(f.stem for f in recipes_dir().glob('*.yaml')))}")
             return 0
         if a.cmd == 'run':
-            run_dir, status = run_experiment(a.name, a.param, root=a.root, kernel=a.kernel,
-                                             progress_bar=not (a.no_progress or a.quiet), stream=not a.quiet)
+            run_dir, status = run_experiment(a.name, a.param, root=a.root, kernel=a.kernel, progress_bar=not (a.no_progress or a.quiet),
+                                             stream=not a.quiet, params_file=a.parameters_file)
+            if status['status'] == 'dry_run':
+                print(f"\nslm-nb run {a.name}: dry run, stopped after the plan ({status['message']}).\nrun directory: {run_dir}")
+                return 0
             if status['status'] != 'succeeded':
                 where = f" in cell {status['cell']}" if status.get('cell') else ''
                 print(f"slm-nb run {a.name}: FAILED at {status['stage']}{where}: {status.get('ename') or status['error']}: "
