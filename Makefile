@@ -116,6 +116,7 @@ docs-results: env env-vllm env-compress
 	$(VENV)/bin/slm-nb run lora_sft
 	$(VENV)/bin/slm-nb run engine_bench
 	$(VENV)/bin/slm-nb run compress
+	$(VENV)/bin/slm-nb run math_judge
 	$(VPY) scripts/docs_results.py
 
 ## The training benchmark (three ways, one run, ratios printed)

@@ -121,7 +121,7 @@ def base_vs_tuned(model:str, # The base: embedded name, folder or Hub id
     if (adapter is None) == (tuned_model is None): raise EngineError("base_vs_tuned: give the tuned model as `adapter` or as `tuned_model` (one of them).")
     out = {}
     for name, (m, a) in (('base', (model, None)), ('tuned', (tuned_model or model, adapter))):
-        eng = HFEngine(m, adapter=a, precision=precision)
+        eng = HFEngine(m, adapter=a, precision=precision, merge=a is not None)  # merged: the speed of a plain model
         out[name] = evaluate(eng, ds, gen_cfg, seed=seed)
         if nll: out[name]['reference_nll'] = reference_nll(eng, ds, max_length=nll_max_length, seed=seed)
         eng.close(); del eng

@@ -40,6 +40,7 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     check_ok(r)
     for name in ('lora_sft', 'compress', 'engine_bench', 'math_judge', 'compare_runs'): assert name in r.stdout, r.stdout
     assert 'max_steps' in r.stdout and 'judge_backend' in r.stdout, r.stdout  # with their parameters
+    assert 'recipes (slm-nb run <experiment> -f <recipe>): gpt-oss-20b' in r.stdout, r.stdout  # the shipped recipe
     from slm_nb.models import tiny_model
     r = run(venv/'bin'/'slm-nb', 'run', 'lora_sft', '-p', 'model', str(tiny_model()), '-p', 'n_train', '16', '-p', 'n_test', '4',
             '-p', 'max_steps', '2', '-p', 'batch_size', '4', '-p', 'max_new_tokens', '4', '-p', 'precision', 'fp32',
