@@ -112,6 +112,20 @@ def headline_md(runs: dict) -> str:
         for k, r in m['schemes'].items():
             rows.append(f"| {k} | {r['size_ratio']:.2f} | {r['exact_match_after']:.3f} | {r['em_drop_points']:.1f} "
                         f"{r['em_drop_ci_points']} | {r['perplexity_after']:.3f} |")
+    if 'math_judge' in runs:
+        m = json.loads((runs['math_judge'] / 'metrics.json').read_text())
+        h, p = m['headline'], __import__('yaml').safe_load((runs['math_judge'] / 'params.yaml').read_text())
+        nb_, nt_ = m['base']['reference_nll'], m['tuned']['reference_nll']
+        rows.append(f"\n**Experiment 2** (`slm-nb run math_judge`: {p.get('method')} on `{p.get('model')}` with the {m['train']['data']['n_records']} "
+                    f"DEMI-MathAnalysis training proofs, {p.get('epochs')} epoch(s), trained in {h['train_precision']}; {h['n_problems']} benchmark "
+                    f"problems; {machine(runs['math_judge'])}; run `{runs['math_judge'].name}`):\n")
+        rows.append('| | reference NLL per token (95% CI) | judge score 1-10 |\n|---|---|---|')
+        rows.append(f"| base | {nb_['mean_nll']:.3f} [{nb_['ci_low']:.3f}, {nb_['ci_high']:.3f}] | {h['judge_score_base']} |")
+        rows.append(f"| tuned | {nt_['mean_nll']:.3f} [{nt_['ci_low']:.3f}, {nt_['ci_high']:.3f}] | {h['judge_score_tuned']} |")
+        judge = ("the offline stand-in, which scores word overlap with the reference: a pipeline check, not a measurement"
+                 if h['judge_is_standin'] else f"`{h['judge']}`")
+        rows.append(f"\nNLL change {h['nll_change']} per token (paired 95% CI {h['nll_change_ci']}); exact match {h['exact_match']}. "
+                    f"Judge: {judge}; tuned wins {h['win_rate_tuned']} of pairs (both orders), known-bad control {h['control_sanity_rate']}.")
     return '\n'.join(rows) if rows else '_No run recorded yet: `make docs-results`._'
 
 
