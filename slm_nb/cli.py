@@ -215,16 +215,38 @@ def compare_runs(run_dirs:list) -> 'pd.DataFrame':
     return pd.DataFrame(rows).set_index('run')
 
 # %% ../nbs/08_cli.ipynb #fc4e0659
-def train_command(config:str, launcher:str='none', nproc:int=1) -> list[str]:
-    "The command line that trains from `config` under `launcher` (none, torchrun or accelerate) with `nproc` processes."
+def _check_launch(launcher:str, nproc:int, nnodes:int, node_rank:int, rdzv_endpoint:str|None):
+    "Refuse launch flags that contradict each other, before anything starts."
+    if launcher not in ('none', 'torchrun', 'accelerate'): raise ConfigError(f"launcher {launcher!r}: expected none, torchrun or accelerate.")
+    if nproc < 1 or nnodes < 1: raise ConfigError(f"--nproc={nproc} and --nnodes={nnodes} must both be at least 1.")
+    if launcher == 'none' and (nproc, nnodes) != (1, 1):
+        raise ConfigError(f"--launcher none runs one process in this one, so --nproc {nproc} / --nnodes {nnodes} would be ignored: "
+                          "use --launcher torchrun (or accelerate) for several processes or machines.")
+    if not 0 <= node_rank < nnodes: raise ConfigError(f"--node-rank {node_rank}: expected 0 to {nnodes - 1} for --nnodes {nnodes}.")
+    if nnodes > 1 and not (rdzv_endpoint and re.fullmatch(r'[\w.\-\[\]:]+:\d+', rdzv_endpoint)):
+        raise ConfigError(f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT, the address of node 0 that every node can reach "
+                          f"(got {rdzv_endpoint!r}).")
+
+def train_command(config:str, # A TrainConfig YAML file
+                  launcher:str='none', # none, torchrun or accelerate
+                  nproc:int=1, # Processes per machine
+                  nnodes:int=1, # Machines
+                  node_rank:int=0, # This machine's rank (0 .. nnodes-1)
+                  rdzv_endpoint:str|None=None, # HOST:PORT of node 0 (several machines)
+                 ) -> list[str]:
+    "The command line that trains from `config` under `launcher` with `nproc` processes on each of `nnodes` machines."
+    _check_launch(launcher, nproc, nnodes, node_rank, rdzv_endpoint)
     inner = ['-m', 'slm_nb.cli', 'train', str(config), '--launcher', 'none']
     if launcher == 'none': return [sys.executable, *inner]
     if launcher == 'torchrun':
-        return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *inner]
-    if launcher == 'accelerate':
-        cpu = ['--cpu'] if get_device() == 'cpu' else []
-        return [sys.executable, '-m', 'accelerate.commands.launch', *cpu, f'--num_processes={nproc}', *inner]
-    raise ConfigError(f"launcher {launcher!r}: expected none, torchrun or accelerate.")
+        where = (['--standalone'] if nnodes == 1 else
+                 [f'--nnodes={nnodes}', f'--node_rank={node_rank}', '--rdzv_backend=c10d', f'--rdzv_endpoint={rdzv_endpoint}'])
+        return [sys.executable, '-m', 'torch.distributed.run', *where, f'--nproc_per_node={nproc}', *inner]
+    cpu = ['--cpu'] if get_device() == 'cpu' else []
+    host, _, port = (rdzv_endpoint or '').rpartition(':')
+    machines = [] if nnodes == 1 else [f'--num_machines={nnodes}', f'--machine_rank={node_rank}', f'--main_process_ip={host}',
+                                       f'--main_process_port={port}']
+    return [sys.executable, '-m', 'accelerate.commands.launch', *cpu, *machines, f'--num_processes={nproc * nnodes}', *inner]
 
 # %% ../nbs/08_cli.ipynb #d9a63051
 def _print_headline(run_dir:Path):
@@ -251,7 +273,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument('--csv', default=None, help='also write the table to this CSV file')
     t = sub.add_parser('train', help='fine-tune from a YAML TrainConfig')
     t.add_argument('config'); t.add_argument('--launcher', default='none', choices=['none', 'torchrun', 'accelerate'])
-    t.add_argument('--nproc', type=int, default=1)
+    t.add_argument('--nproc', type=int, default=1, help='processes per machine')
+    t.add_argument('--nnodes', type=int, default=1, help='machines (torchrun/accelerate)')
+    t.add_argument('--node-rank', type=int, default=0, help="this machine's rank, 0 .. nnodes-1")
+    t.add_argument('--rdzv-endpoint', default=None, help='HOST:PORT of node 0, reachable from every node (several machines)')
     return ap
 
 # %% ../nbs/08_cli.ipynb #736027c4
@@ -286,13 +311,13 @@ def main(argv:list|None=None) -> int:
             if a.csv: df.to_csv(a.csv)
             return 0
         if a.cmd == 'train':
-            if a.launcher == 'none' and a.nproc == 1:
+            cmd = train_command(a.config, a.launcher, a.nproc, a.nnodes, a.node_rank, a.rdzv_endpoint)  # refuses contradictions first
+            if a.launcher == 'none':
                 from slm_nb.trainers import train_from_config  # lazy: torch and TRL would slow `slm-nb list`
                 met = train_from_config(a.config)
                 if int(os.environ.get('RANK', 0)) == 0:
                     print(json.dumps({k: met[k] for k in ('final_loss', 'tokens_per_s', 'train_wall_s', 'artifact') if k in met}, indent=1))
                 return 0
-            cmd = train_command(a.config, a.launcher, a.nproc)
             print('+', shlex.join(cmd), flush=True)
             return subprocess.call(cmd)
     except SlmNbError as e:
