@@ -21,9 +21,10 @@ import yaml
 
 # %% auto #0
 __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
-           'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'require_gpu',
-           'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root', 'new_run_dir',
-           'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'gpu_info', 'start_run', 'Progress', 'percentile']
+           'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'precision_name',
+           'require_gpu', 'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root',
+           'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'gpu_info', 'start_run', 'Progress',
+           'percentile']
 
 # %% ../nbs/00_core.ipynb #a1af8dca
 class SlmNbError(Exception):
@@ -207,6 +208,10 @@ def torch_dtype(precision:str='auto', device:str|None=None):
     if precision == 'auto': return torch.bfloat16 if bf16_supported(device or get_device()) else torch.float32
     if precision not in table: raise ConfigError(f"precision {precision!r}: expected one of auto, fp32, bf16, fp16.")
     return table[precision]
+
+def precision_name(precision:str='auto', device:str|None=None) -> str:
+    "What `precision` resolves to on `device`, by its short name: 'bf16', 'fp16' or 'fp32'."
+    return {'bfloat16': 'bf16', 'float16': 'fp16'}.get(str(torch_dtype(precision, device)).removeprefix('torch.'), 'fp32')
 
 # %% ../nbs/00_core.ipynb #acf13b85
 def require_gpu(feature:str, cpu_alternative:str):

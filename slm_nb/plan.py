@@ -6,12 +6,13 @@ Docs: https://slm-nb.github.io/slm_nb/plan.html.md"""
 
 # %% ../nbs/05a_plan.ipynb #f537e652
 from __future__ import annotations
-import json, re
+import json
 from pathlib import Path
 
 import pandas as pd
+import psutil
 
-from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path
+from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path, precision_name
 from .models import EMBEDDED_MODELS, resolve_model
 
 # %% auto #0
@@ -120,11 +121,8 @@ def machine_memory(device:str|None=None) -> dict:
         import torch  # lazy: only a CUDA query needs it
         free, total = torch.cuda.mem_get_info()
         return dict(device=device, name=torch.cuda.get_device_name(), total=total, free=free)
-    info = {k: int(v) * 1024 for k, v in re.findall(r'^(\w+):\s+(\d+) kB', Path('/proc/meminfo').read_text(), re.M)} if Path('/proc/meminfo').exists() else {}
-    if not info:
-        import psutil  # macOS and others
-        vm = psutil.virtual_memory(); info = dict(MemTotal=vm.total, MemAvailable=vm.available)
-    return dict(device=device, name='CPU RAM', total=info['MemTotal'], free=info.get('MemAvailable', info['MemTotal']))
+    vm = psutil.virtual_memory()  # `available` is the kernel's MemAvailable on Linux
+    return dict(device=device, name='CPU RAM', total=vm.total, free=vm.available)
 
 # %% ../nbs/05a_plan.ipynb #23027746
 def training_plan(model:str, # Embedded name, folder or Hub id
@@ -134,11 +132,9 @@ def training_plan(model:str, # Embedded name, folder or Hub id
                   device:str|None=None, # Where it will run (default: this machine's device; GPU-only plans: cuda)
                  ) -> dict:
     "What the run will do, resolved (precision, device), with its memory estimate."
-    from slm_nb.core import torch_dtype  # torch, lazily
     gpu_only = method == 'qlora' or trainer == 'unsloth'
     device = device or ('cuda' if gpu_only else get_device())
-    dt = str(torch_dtype(precision, device)).split('.')[-1]
-    prec = {'bfloat16': 'bf16', 'float16': 'fp16', 'float32': 'fp32'}[dt]
+    prec = precision_name(precision, device)
     est = estimate_memory(load_config(model, model_config), method=method, trainer=trainer, precision=prec, batch_size=batch_size,
                           max_length=max_length, lora_r=lora_r, target_modules=target_modules,
                           gradient_checkpointing=gradient_checkpointing, device=device)

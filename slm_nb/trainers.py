@@ -18,7 +18,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from .core import (Config, ConfigError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
+from .core import (Config, ConfigError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats, precision_name,
                          did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
 from .data import TASKS, DataError, load_records, make_task, tokenize_sft
@@ -246,13 +246,12 @@ def _tokens_per_row(trainer, n_tokens:int, n_examples:int) -> float:
 
 def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, tokens_per_row:float, data_report:dict) -> dict:
     "The run's numbers: speed, memory, losses, what was trained."
-    dt = torch_dtype(cfg.precision, get_device())
     steps_run = len(rec.step_times)
     trained_tokens = steps_run * cfg.batch_size * cfg.grad_accum * trainer.args.world_size * tokens_per_row
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
-        method=cfg.method, trainer=cfg.trainer, precision={torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(dt, 'fp32'),
+        method=cfg.method, trainer=cfg.trainer, precision=precision_name(cfg.precision),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         trained_tokens=int(trained_tokens), tokens_per_s=trained_tokens / m.wall_s if m.wall_s else None,
