@@ -277,6 +277,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--nnodes', type=int, default=1, help='machines (torchrun/accelerate)')
     t.add_argument('--node-rank', type=int, default=0, help="this machine's rank, 0 .. nnodes-1")
     t.add_argument('--rdzv-endpoint', default=None, help='HOST:PORT of node 0, reachable from every node (several machines)')
+    g = sub.add_parser('export-gguf', help='export a model (+ adapter) to GGUF for llama.cpp/Ollama, checked against the source')
+    g.add_argument('model', help='embedded name, folder or Hub id (the base when --adapter is given)')
+    g.add_argument('--adapter', default=None); g.add_argument('--type', default='q8_0', help='f16, bf16, q8_0, q4_k_m or q4_0')
+    g.add_argument('--out', default='gguf', help='output folder'); g.add_argument('--name', default=None, help='file stem')
     return ap
 
 # %% ../nbs/08_cli.ipynb #736027c4
@@ -320,6 +324,12 @@ def main(argv:list|None=None) -> int:
                 return 0
             print('+', shlex.join(cmd), flush=True)
             return subprocess.call(cmd)
+        if a.cmd == 'export-gguf':
+            from slm_nb.export import export_gguf  # lazy: torch, gguf and llama.cpp would slow `slm-nb list`
+            rep = export_gguf(a.model, a.out, a.type, adapter=a.adapter, name=a.name)
+            print(f"{Path(a.out)/rep['file']}: self-check passed (top-1 {rep['top1_agreement']:.3f}, mean KL {rep['mean_kl']:.2g}); "
+                  f"Modelfile and README.md beside it")
+            return 0
     except SlmNbError as e:
         print(f"slm-nb {a.cmd}: {e}", file=sys.stderr)
         return 2

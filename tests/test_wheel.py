@@ -44,14 +44,19 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     from slm_nb.models import tiny_model
     r = run(venv/'bin'/'slm-nb', 'run', 'lora_sft', '-p', 'model', str(tiny_model()), '-p', 'n_train', '16', '-p', 'n_test', '4',
             '-p', 'max_steps', '2', '-p', 'batch_size', '4', '-p', 'max_new_tokens', '4', '-p', 'precision', 'fp32',
-            '--root', work/'runs', '--no-progress', cwd=work, env=env)
+            '-p', 'export_gguf_type', 'q8_0', '--root', work/'runs', '--no-progress', cwd=work, env=env)
     check_ok(r)
     d = next((work/'runs').iterdir())
     for f in ['params.yaml', 'env.json', 'metrics.json', 'status.json', 'report.md', 'lora_sft.ipynb', 'plots/loss.png',
-              'adapter/adapter_model.safetensors']:
+              'adapter/adapter_model.safetensors', 'gguf/Modelfile', 'gguf/README.md', 'gguf/gguf_check.json']:
         assert (d/f).exists(), f
     assert json.loads((d/'status.json').read_text())['status'] == 'succeeded'
     assert yaml.safe_load((d/'params.yaml').read_text())['max_steps'] == 2
+    gguf = json.loads((d/'metrics.json').read_text())['gguf']  # the tuned model exported from the wheel's own converter, checked
+    assert gguf['passed'] and (d/'gguf'/gguf['file']).exists() and gguf['file'].endswith('.q8_0.gguf'), gguf
+    r = run(venv/'bin'/'slm-nb', 'export-gguf', tiny_model(), '--adapter', d/'adapter', '--type', 'f16', '--out', work/'gguf', cwd=work, env=env)
+    check_ok(r)
+    assert 'self-check passed' in r.stdout and (work/'gguf'/'Modelfile').exists(), r.stdout
     kernel = json.loads((venv/'share'/'jupyter'/'kernels'/'slm-nb'/'kernel.json').read_text())
     assert kernel['argv'][0].startswith(str(venv)), kernel  # the run's kernel was the fresh environment's Python
     executed = json.loads((d/'lora_sft.ipynb').read_text())
