@@ -36,7 +36,7 @@ NCPU := $(shell $(PYTHON) -c "import os; print(os.cpu_count())")
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-llamacpp browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -156,3 +156,7 @@ docs-results: env env-vllm env-compress
 ## The training benchmark (three ways, one run, ratios printed)
 bench: env
 	$(VPY) scripts/bench_train.py --out bench_train.json
+
+## One prompt at a time: transformers vs llama.cpp (shipped and exported GGUF files), side by side, ratios printed
+bench-llamacpp: env env-llamacpp
+	$(VPY) scripts/bench_llamacpp.py --out bench_llamacpp.json
