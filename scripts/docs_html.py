@@ -50,6 +50,10 @@ def sidebar_pages(proc: Path) -> list:
     walk(side)
     missing = [p for p in out if not (proc / p).exists()]
     if missing: sys.exit(f'docs: nbs/sidebar.yml names pages that do not exist: {missing}')
+    nbs = root / 'nbs'
+    pages = [p.relative_to(nbs).as_posix() for pat in ('*.ipynb', 'experiments/*.ipynb', 'results/*.md') for p in nbs.glob(pat)]
+    unlisted = sorted(set(pages) - set(out))
+    if unlisted: sys.exit(f'docs: pages missing from nbs/sidebar.yml (the site would not link them): {unlisted}')
     return out
 
 

@@ -27,12 +27,12 @@ from .engines import GenConfig, HFEngine, OpenAIClient, OpenAIHTTPError, is_loop
 
 # %% auto #0
 __all__ = ['PROMPT_VERSION', 'KINDS', 'RUBRICS', 'SINGLE_SYSTEM', 'SINGLE_TEMPLATE', 'PAIR_SYSTEM', 'PAIR_TEMPLATE',
-           'REASK_TEMPLATE', 'PRICES_USD_PER_MTOK', 'RETRYABLE_HTTP', 'GEMINI_ENDPOINT', 'CORRUPTIONS', 'SingleGrade',
-           'PairVerdict', 'render_single', 'render_pairwise', 'rubric_kind', 'JudgeConfig', 'JudgeCallError',
-           'CallResult', 'Judge', 'retry_delay_s', 'GeminiJudge', 'OpenAIJudge', 'LocalJudge', 'make_judge',
-           'cache_key', 'JudgeCache', 'backoff_delay_s', 'judge_one', 'open_cache', 'run_judge', 'grade_single',
-           'grade_pairwise', 'judge_report', 'report_table', 'plot_report', 'save_records', 'corrupt',
-           'known_bad_control', 'judge_session', 'judge_base_tuned']
+           'REASK_TEMPLATE', 'PRICES_USD_PER_MTOK', 'RETRYABLE_HTTP', 'GEMINI_ENDPOINT', 'BATCH_DEAD', 'BATCH_DONE',
+           'CORRUPTIONS', 'SingleGrade', 'PairVerdict', 'render_single', 'render_pairwise', 'rubric_kind',
+           'JudgeConfig', 'JudgeCallError', 'CallResult', 'Judge', 'retry_delay_s', 'GeminiJudge', 'OpenAIJudge',
+           'LocalJudge', 'make_judge', 'cache_key', 'JudgeCache', 'backoff_delay_s', 'check_reply', 'judge_one',
+           'open_cache', 'run_judge', 'grade_single', 'grade_pairwise', 'run_batch', 'judge_report', 'report_table',
+           'plot_report', 'save_records', 'corrupt', 'known_bad_control', 'judge_session', 'judge_base_tuned']
 
 # %% ../nbs/07_judge.ipynb #ede7707e
 PROMPT_VERSION = 'judge-v3'  # v3: one rubric per kind of task; v2: the pairwise system prompt shows single braces
@@ -189,12 +189,18 @@ class JudgeConfig(Config):
     cache_path: str|None = None  # SQLite cache file (None: `judge_cache.sqlite` in slm_nb's cache directory)
     prices: dict = field(default_factory=dict)  # {model: {'input': usd_per_mtok, 'output': usd_per_mtok}} overrides
     max_cost_usd: float|None = None  # Stop sending calls before the judge's spend would pass this (cached judgments are free)
+    mode: Literal['call', 'batch'] = 'call'  # 'batch': uncached judgments go as one Gemini Batch job (half price, hours), failures per call
+    batch_poll_s: float = 30.0  # First wait between polls of a batch job; grows 1.5x per poll up to `backoff_max_s`
+    batch_deadline_s: float = 24 * 3600.0  # Give up waiting for a batch job after this long; what is missing goes per call
+    batch_discount: float = 0.5  # Batch price as a share of the per-call price (Gemini: 50%)
 
     def validate(self):
         if self.concurrency < 1: raise ConfigError(f"JudgeConfig: `concurrency` = {self.concurrency} should be >= 1.")
         if not 0 <= self.max_reasks <= 2: raise ConfigError(f"JudgeConfig: `max_reasks` = {self.max_reasks} should be 0, 1 or 2.")
         if self.max_retries < 0 or self.timeout_s <= 0: raise ConfigError("JudgeConfig: `max_retries` >= 0 and `timeout_s` > 0 expected.")
         if self.max_cost_usd is not None and self.max_cost_usd < 0: raise ConfigError(f"JudgeConfig: `max_cost_usd` = {self.max_cost_usd} should be >= 0.")
+        if self.batch_poll_s <= 0 or self.batch_deadline_s <= 0 or not 0 < self.batch_discount <= 1:
+            raise ConfigError("JudgeConfig: `batch_poll_s` > 0, `batch_deadline_s` > 0 and 0 < `batch_discount` <= 1 expected.")
         for m, p in self.prices.items():
             if not isinstance(p, dict) or set(p) != {'input', 'output'}:
                 raise ConfigError(f"JudgeConfig: `prices[{m!r}]` = {p!r} should be {{'input': usd_per_mtok, 'output': usd_per_mtok}}.")
@@ -357,15 +363,19 @@ class GeminiJudge(Judge):
         self.client = genai.Client(api_key=key, http_options=t.HttpOptions(
             base_url=cfg.base_url, timeout=int(cfg.timeout_s * 1000), retry_options=t.HttpRetryOptions(attempts=1)))
 
+    def request_config(self, system, schema):
+        "The generation config of one judgment (schema-constrained JSON)."
+        t = genai_types
+        return t.GenerateContentConfig(
+            system_instruction=system, temperature=self.cfg.temperature, max_output_tokens=self.cfg.max_output_tokens,
+            response_mime_type='application/json', response_schema=schema,
+            thinking_config=None if self.cfg.thinking_budget is None else t.ThinkingConfig(thinking_budget=self.cfg.thinking_budget))
+
     def call(self, messages, system, schema):
         t = genai_types
         contents = [t.Content(role='model' if m['role'] == 'assistant' else 'user', parts=[t.Part(text=m['content'] or '(empty reply)')])
                     for m in messages]
-        config = t.GenerateContentConfig(
-            system_instruction=system, temperature=self.cfg.temperature, max_output_tokens=self.cfg.max_output_tokens,
-            response_mime_type='application/json', response_schema=schema,
-            thinking_config=None if self.cfg.thinking_budget is None else t.ThinkingConfig(thinking_budget=self.cfg.thinking_budget))
-        try: r = self.client.models.generate_content(model=self.cfg.model, contents=contents, config=config)
+        try: r = self.client.models.generate_content(model=self.cfg.model, contents=contents, config=self.request_config(system, schema))
         except genai_errors.APIError as e:
             code = e.code if isinstance(e.code, int) else None
             raise JudgeCallError(f"HTTP {e.code} {e.status}: {str(e.message)[:300]}", kind='api', code=code,
@@ -471,6 +481,8 @@ class JudgeCache:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         with self._lock:
             self._db.execute('PRAGMA journal_mode=WAL'); self._db.execute('PRAGMA synchronous=NORMAL')
+            self._db.execute('CREATE TABLE IF NOT EXISTS batch_jobs (hash TEXT PRIMARY KEY, name TEXT, judge TEXT, n INTEGER, '
+                             'state TEXT, created REAL)')
             self._db.execute('CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, judge TEXT, prompt_version TEXT, '
                              'created REAL, value TEXT)')
             self._db.commit()
@@ -534,6 +546,14 @@ def _call_with_retries(judge:Judge, messages, system, schema, counters:dict, sle
             counters['retries'] += 1
             sleep(backoff_delay_s(attempt, cfg.backoff_s, cfg.backoff_max_s, e.retry_after_s))
 
+# %% ../nbs/07_judge.ipynb #30c70644
+def check_reply(res:CallResult, schema:type[BaseModel]) -> tuple[dict|None, str|None, str|None]:
+    "(verdict, problem, failure kind) of one reply: it must have stopped normally and match the schema."
+    if res.finish_reason != 'STOP': return None, f"the reply stopped with finishReason {res.finish_reason}", 'finish_reason'
+    if res.parsed is None: return None, "the reply was not a JSON object matching the schema", 'parse'
+    try: return schema.model_validate(res.parsed).model_dump(), None, None
+    except ValidationError as e: return None, f"the JSON broke the schema ({e.errors()[0]['msg']})", 'parse'
+
 # %% ../nbs/07_judge.ipynb #481d2d2c
 def judge_one(judge:Judge, # The judge backend
               system:str, # Rendered system prompt
@@ -565,12 +585,7 @@ def judge_one(judge:Judge, # The judge backend
         finally: judge.settle(booked, None)
         judge.settle(0.0, _cost(cfg, {k: getattr(res, k) for k in _ZERO_USAGE}))
         for k in _ZERO_USAGE: usage[k] += getattr(res, k)
-        problem = kind = None
-        if res.finish_reason != 'STOP': problem, kind = f"the reply stopped with finishReason {res.finish_reason}", 'finish_reason'
-        elif res.parsed is None: problem, kind = "the reply was not a JSON object matching the schema", 'parse'
-        else:
-            try: parsed = schema.model_validate(res.parsed).model_dump()
-            except ValidationError as e: problem, kind = f"the JSON broke the schema ({e.errors()[0]['msg']})", 'parse'
+        parsed, problem, kind = check_reply(res, schema)
         if problem is None:
             value = dict(parsed=parsed, model_version=res.model_version, original_usage=dict(usage))
             if cache is not None and cfg.use_cache: cache.put(key, judge.judge_id, value)
@@ -602,17 +617,20 @@ def run_judge(judge:Judge, # The judge backend
         if k in first: dups.setdefault(first[k], []).append(i)
         else: first[k] = i
     extra = lambda i: {k: v for k, v in requests[i].items() if k not in ('system', 'prompt', 'schema')}
+    def finish(i, res):
+        out[i] = {**extra(i), **res}
+        if on_record: on_record(out[i])
+        for d in dups.get(i, []):
+            out[d] = {**extra(d), **res, 'cached': True, 'calls': 0, 'retries': 0, 'reasks': 0, **_ZERO_USAGE, 'cost_usd': 0.0}
+            if on_record: on_record(out[d])
+    uniq = list(first.values())
+    if judge.cfg.mode == 'batch':  # one batch job for what the cache lacks; whatever it does not deliver goes per call below
+        for j, rec in run_batch(judge, [requests[i] for i in uniq], cache).items(): finish(uniq[j], rec)
     ex = ThreadPoolExecutor(workers, thread_name_prefix='judge')
     try:
         futs = {ex.submit(judge_one, judge, requests[i]['system'], requests[i]['prompt'], requests[i]['schema'], cache): i
-                for i in first.values()}
-        for f in as_completed(futs):
-            i, res = futs[f], f.result()
-            out[i] = {**extra(i), **res}
-            if on_record: on_record(out[i])
-            for d in dups.get(i, []):
-                out[d] = {**extra(d), **res, 'cached': True, 'calls': 0, 'retries': 0, 'reasks': 0, **_ZERO_USAGE, 'cost_usd': 0.0}
-                if on_record: on_record(out[d])
+                for i in uniq if out[i] is None}
+        for f in as_completed(futs): finish(futs[f], f.result())
     finally: ex.shutdown(wait=True, cancel_futures=True)
     return out
 
@@ -683,6 +701,99 @@ def grade_pairwise(judge:Judge, # The judge backend
         k += 2 if swap else 1
         out.append(dict(id=it.get('id', i), mode='pairwise', swap=swap, judge=ab['judge'], prompt_version=PROMPT_VERSION,
                         a_chars=len(str(it['answer_a'] or '')), b_chars=len(str(it['answer_b'] or '')), **_combine_pair(ab, ba)))
+    return out
+
+# %% ../nbs/07_judge.ipynb #8c178d36
+BATCH_DEAD = {'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED'}  # ended without results
+BATCH_DONE = BATCH_DEAD | {'JOB_STATE_SUCCEEDED', 'JOB_STATE_PARTIALLY_SUCCEEDED'}
+
+@patch
+def batch_job(self:JudgeCache, job_hash:str) -> dict|None:
+    "The batch job recorded for these requests, unless it ended without results."
+    with self._lock: row = self._db.execute('SELECT name, state, n FROM batch_jobs WHERE hash=?', (job_hash,)).fetchone()
+    return dict(name=row[0], state=row[1], n=row[2]) if row and row[1] not in BATCH_DEAD else None
+
+@patch
+def record_batch(self:JudgeCache, job_hash:str, name:str, judge_id:str, n:int, state:str):
+    "Record (or update) the batch job of these requests."
+    with self._lock:
+        self._db.execute('INSERT OR REPLACE INTO batch_jobs VALUES (?,?,?,?,?,?)', (job_hash, name, judge_id, n, state, time.time()))
+        self._db.commit()
+
+# %% ../nbs/07_judge.ipynb #796ce31d
+@patch
+def batch_create(self:GeminiJudge, requests:list[dict], display_name:str) -> str:
+    "Submit `requests` ({'system', 'prompt', 'schema', 'key'}) as one inline Gemini Batch job; the job's name."
+    t = genai_types
+    src = [t.InlinedRequest(model=self.cfg.model, contents=[t.Content(role='user', parts=[t.Part(text=r['prompt'])])],
+                            config=self.request_config(r['system'], r['schema']), metadata={'key': r['key']}) for r in requests]
+    try: return self.client.batches.create(model=self.cfg.model, src=src, config={'display_name': display_name}).name
+    except genai_errors.APIError as e: raise JudgeCallError(f"batch create: HTTP {e.code} {e.status}: {str(e.message)[:300]}", kind='api') from None
+    except Exception as e: raise _transport_error(e) from None
+
+@patch
+def batch_get(self:GeminiJudge, name:str) -> tuple[str, list|None]:
+    "The job's state and, once it succeeded, (cache key, `CallResult` or `JudgeCallError`) per request."
+    try: job = self.client.batches.get(name=name)
+    except genai_errors.APIError as e: raise JudgeCallError(f"batch get: HTTP {e.code} {e.status}", kind='api', retryable=True) from None
+    except Exception as e: raise _transport_error(e) from None
+    state = getattr(job.state, 'name', str(job.state))
+    if state not in BATCH_DONE or state in BATCH_DEAD or not (job.dest and job.dest.inlined_responses): return state, None
+    return state, [((r.metadata or {}).get('key'), JudgeCallError(f"batch entry failed: {r.error.code} {r.error.message}", kind='api')
+                    if r.error is not None else _gemini_result(r.response)) for r in job.dest.inlined_responses]
+
+# %% ../nbs/07_judge.ipynb #8ef22b96
+def _batch_record(judge:Judge, req:dict, key:str, res, job:str) -> dict|None:
+    "The judgment record of one batch entry at the batch price, or None when it must go per call (failed, unusable)."
+    if not isinstance(res, CallResult): return None
+    if res.parsed is None: res.parsed = _parse_json_reply(res.text, req['schema'])
+    parsed, problem, _ = check_reply(res, req['schema'])
+    if problem: return None
+    usage = {k: getattr(res, k) for k in _ZERO_USAGE}
+    cost = _cost(judge.cfg, usage)
+    value = dict(parsed=parsed, model_version=res.model_version, original_usage=dict(usage))
+    return dict(judge=judge.judge_id, prompt_version=PROMPT_VERSION, cache_key=key, cached=False, calls=0, retries=0, reasks=0,
+                **usage, cost_usd=None if cost is None else cost * judge.cfg.batch_discount, latency_s=None, status='ok',
+                failure_kind=None, failure=None, batch_job=job, **value)
+
+# %% ../nbs/07_judge.ipynb #07a015c3
+def run_batch(judge:Judge, # A judge with a batch API (GeminiJudge)
+              requests:list[dict], # {'system', 'prompt', 'schema', ...} as for `run_judge`
+              cache:JudgeCache|None, # Where verdicts and the job record go (None: no resume)
+              sleep=time.sleep, clock=time.monotonic) -> dict[int, dict]:
+    "{index: record} of the requests one batch job judged (created, or resumed when these requests have one). Long because it is one job's life: find or create, poll, collect."
+    if not hasattr(judge, 'batch_create'):
+        raise ConfigError(f"JudgeConfig(mode='batch') needs the Gemini Batch API; {type(judge).__name__} has none: use mode='call'.")
+    keys = [cache_key(judge.judge_id, r['system'], r['prompt'], judge.gen_config(), r['schema']) for r in requests]
+    todo = [i for i, k in enumerate(keys) if not (cache is not None and judge.cfg.use_cache and cache.get(k))]
+    if not todo: return {}
+    job_hash = hashlib.sha256(json.dumps(sorted(keys[i] for i in todo)).encode()).hexdigest()
+    found = cache.batch_job(job_hash) if cache is not None else None
+    booked = sum(_worst_cost(judge.cfg, requests[i]['system'], [dict(role='user', content=requests[i]['prompt'])]) or 0 for i in todo) * judge.cfg.batch_discount
+    if not judge.reserve(booked):
+        print(f"judge {judge.judge_id}: a batch of {len(todo)} could pass max_cost_usd={judge.cfg.max_cost_usd}; judging per call under the cap", flush=True)
+        return {}
+    try:
+        if found: name = found['name']; print(f"judge {judge.judge_id}: resuming batch job {name} ({len(todo)} judgments)", flush=True)
+        else:
+            judge.notify_once()
+            name = judge.batch_create([dict(requests[i], key=keys[i]) for i in todo], display_name=f'slm_nb-{job_hash[:16]}')
+            if cache is not None: cache.record_batch(job_hash, name, judge.judge_id, len(todo), 'JOB_STATE_PENDING')
+            print(f"judge {judge.judge_id}: batch job {name} created for {len(todo)} judgments", flush=True)
+        t0, wait, state, results = clock(), judge.cfg.batch_poll_s, None, None
+        while True:
+            try: state, results = judge.batch_get(name)
+            except JudgeCallError as e: state = f'poll failed: {e}'
+            if state in BATCH_DONE or clock() - t0 >= judge.cfg.batch_deadline_s: break
+            sleep(wait); wait = min(wait * 1.5, max(judge.cfg.backoff_max_s, judge.cfg.batch_poll_s))
+        if cache is not None and state in BATCH_DONE: cache.record_batch(job_hash, name, judge.judge_id, len(todo), state)
+    finally: judge.settle(booked, None)
+    by_key, out = {keys[i]: i for i in todo}, {}
+    for key, res in results or []:
+        if (i := by_key.get(key)) is not None and (rec := _batch_record(judge, requests[i], key, res, name)):
+            out[i] = rec; judge.settle(0.0, rec['cost_usd'])
+            if cache is not None and judge.cfg.use_cache: cache.put(key, judge.judge_id, {k: rec[k] for k in ('parsed', 'model_version', 'original_usage')})
+    print(f"judge {judge.judge_id}: batch job {name} {state}: {len(out)} of {len(todo)} judged in the batch, {len(todo) - len(out)} go per call", flush=True)
     return out
 
 # %% ../nbs/07_judge.ipynb #177134e1

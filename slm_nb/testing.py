@@ -95,11 +95,14 @@ class StandInGemini:
                  retry_delay_s:float=0.2, # The RetryInfo delay of a '429'
                  host:str='127.0.0.1', # A loopback address only
                  port:int=0, # 0: a free port; a fixed one to be the same endpoint again (judge identities and caches include it)
+                 batch_polls:int=2, # Batch jobs: how many `get` calls see a job still running before it succeeds
+                 batch_expire:bool=False, # Batch jobs end EXPIRED, with no results (as a job past Gemini's 48 hours does)
                 ):
         if host not in ('127.0.0.1', 'localhost', '::1'): raise ValueError(f"StandInGemini serves loopback only, not {host!r}.")
         self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
         self.script, self.faults = list(script or []), {k: list(v) for k, v in (faults or {}).items()}
         self.latency_s, self.slow_s, self.retry_delay_s, self.host, self.port = latency_s, slow_s, retry_delay_s, host, port
+        self.batch_polls, self.batch_expire, self.batches = batch_polls, batch_expire, {}
         self.lock = threading.Lock()
         self.reset_counts()
         self.server = self.thread = None
@@ -108,7 +111,7 @@ class StandInGemini:
         "Zero the request counters."
         with getattr(self, 'lock', threading.Lock()):
             self.requests, self.in_flight, self.max_in_flight = 0, 0, 0
-            self.actions, self.log = Counter(), []
+            self.actions, self.log, self.batch_creates, self.batch_gets = Counter(), [], 0, 0
 
     def _next_action(self, prompt:str) -> tuple[str, str|None]:
         "The action for a request with `prompt`, and the `faults` key that matched it (if any)."
@@ -161,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
         o = self.owner
         try: req = json.loads(self.rfile.read(int(self.headers.get('Content-Length') or 0)) or b'{}')
         except json.JSONDecodeError: return self._send(400, {'error': {'code': 400, 'status': 'INVALID_ARGUMENT', 'message': 'bad JSON'}})
+        if (b := re.fullmatch(r'/(?:v1beta|v1|v1alpha)/models/([^:/]+):batchGenerateContent', self.path.split('?')[0])):
+            return self._batch_create(b.group(1), req)
         m = re.fullmatch(r'/(?:v1beta|v1|v1alpha)/models/([^:/]+):generateContent', self.path.split('?')[0])
         if m: kind, model = 'gemini', m.group(1)
         elif self.path.split('?')[0].rstrip('/').endswith('/chat/completions'): kind, model = 'openai', req.get('model', '')
@@ -186,6 +191,67 @@ class _Handler(BaseHTTPRequestHandler):
                 o.in_flight -= 1
                 o.log.append(dict(n=n, api=kind, model=model, mode=mode, action=action, fault_key=fault_key, t_start=t0, t_end=time.time(),
                                   gen_config_keys=sorted(gen)))
+
+# %% ../nbs/03b_testing.ipynb #10fc4e6c
+def _gemini_text_of(req:dict) -> str:
+    "The user text of a `generateContent` request body."
+    return '\n'.join(p.get('text', '') for c in req.get('contents', []) if c.get('role', 'user') == 'user' for p in c.get('parts', []))
+
+def _batch_meta(o:StandInGemini, name:str) -> dict:
+    "The batch job resource as `batches.get` returns it (an Operation whose metadata is the job)."
+    job = o.batches[name]
+    meta = {'@type': 'type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch', 'name': name,
+            'displayName': job['display_name'], 'model': f"models/{job['model']}", 'state': job['state'], 'createTime': job['created']}
+    if job['state'] == 'BATCH_STATE_SUCCEEDED': meta['output'] = {'inlinedResponses': {'inlinedResponses': job['responses']}}
+    return {'name': name, 'metadata': meta, 'done': job['state'] != 'BATCH_STATE_RUNNING'}
+
+# %% ../nbs/03b_testing.ipynb #9e3ad93f
+@patch
+def _batch_create(self:_Handler, model:str, req:dict):
+    o, batch = self.owner, req.get('batch', {})
+    items = batch.get('inputConfig', {}).get('requests', {}).get('requests')
+    if not items: return self._send(400, {'error': {'code': 400, 'status': 'INVALID_ARGUMENT', 'message': 'no inline requests'}})
+    with o.lock:
+        o.batch_creates += 1; o.requests += 1
+        name = f'batches/standin-{o.batch_creates}-{time.time_ns() % 10**9}'
+        o.batches[name] = dict(model=model, display_name=batch.get('displayName', ''), items=items, polls=0, responses=None,
+                               state='BATCH_STATE_RUNNING', created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+        body = _batch_meta(o, name)
+    self._send(200, body)
+
+@patch
+def _batch_results(self:_Handler, job:dict) -> list[dict]:
+    "Each request of a finished job answered through the behaviour and faults, in order."
+    o, out = self.owner, []
+    for it in job['items']:
+        prompt = _gemini_text_of(it.get('request', {}))
+        action, _ = o._next_action(prompt)
+        with o.lock: o.actions[action] += 1
+        md = {'metadata': it['metadata']} if 'metadata' in it else {}
+        if action in ('429', '500'): out.append({'error': {'code': int(action), 'message': f'stand-in batch entry {action}'}, **md}); continue
+        verdict = o.behaviour(prompt, 'pairwise' if '<answer_a>' in prompt else 'single')
+        if action == 'out_of_range': verdict = {**verdict, 'score': 11}
+        text, finish = json.dumps(verdict), 'STOP'
+        if action == 'truncated': text, finish = text[:len(text) // 2], 'MAX_TOKENS'
+        elif action == 'invalid': text = "Sure! I think the answer deserves a good score."
+        out.append({'response': _gemini_ok(text, finish, job['model'], len(prompt)), **md})
+    return out
+
+# %% ../nbs/03b_testing.ipynb #50b875f4
+@patch
+def do_GET(self:_Handler):
+    o = self.owner
+    m = re.fullmatch(r'/(?:v1beta|v1|v1alpha)/(batches/[^/:]+)', self.path.split('?')[0])
+    if not m or m.group(1) not in o.batches:
+        return self._send(404, {'error': {'code': 404, 'status': 'NOT_FOUND', 'message': f'no batch {self.path}'}})
+    with o.lock:
+        o.batch_gets += 1; o.requests += 1
+        job = o.batches[m.group(1)]; job['polls'] += 1
+        finish = job['state'] == 'BATCH_STATE_RUNNING' and job['polls'] > o.batch_polls
+    if finish and o.batch_expire: job['state'] = 'BATCH_STATE_EXPIRED'
+    elif finish: job['responses'], job['state'] = self._batch_results(job), 'BATCH_STATE_SUCCEEDED'
+    with o.lock: body = _batch_meta(o, m.group(1))
+    self._send(200, body)
 
 # %% ../nbs/03b_testing.ipynb #fe063ad4
 @patch
