@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/evaluation.html.md"""
 
 # %% ../nbs/04c_evaluation.ipynb #72f38307
 from __future__ import annotations
-import importlib.util, time
+import importlib.util, os, time
 
 import torch
 import torch.nn.functional as F
@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from .core import Progress, did_you_mean, get_device
 from .data import tokenize_sft
 from .scoring import bootstrap_ci, exact_match
-from .engines import EngineError, GenConfig, HFEngine, OpenAIEngine, UnslothEngine, summarize
+from .engines import EngineError, GenConfig, Generation, HFEngine, OpenAIEngine, UnslothEngine, summarize
 from .engines_vllm import VLLMEngine
 from .engines_llamacpp import LlamaCppEngine, gguf_file, llamacpp_available
 
 # %% auto #0
-__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'evaluate', 'reference_nll',
-           'base_vs_tuned']
+__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'shard_range',
+           'generate_sharded', 'evaluate', 'reference_nll', 'base_vs_tuned']
 
 # %% ../nbs/04c_evaluation.ipynb #b652bec6
 BACKENDS = ('auto', 'hf', 'vllm', 'llamacpp', 'unsloth', 'openai')
@@ -77,6 +77,27 @@ def get_engine(backend:str='auto', # auto, hf, vllm, unsloth or openai
         raise EngineError("The vllm engine needs vLLM, which lives in its own environment: run `make env-vllm` and use the "
                           "`slm-nb-vllm` kernel (or .venv-vllm/bin/python). Here, get_engine('hf') works.")
     return VLLMEngine(model, adapter=adapter, **options)
+
+# %% ../nbs/04c_evaluation.ipynb #fb96cff6
+def shard_range(n:int, # Items
+                rank:int, world:int) -> range:
+    "The contiguous slice of `n` items that `rank` of `world` takes (the first `n % world` ranks take one more)."
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))
+
+def generate_sharded(engine, # Any engine, one per process
+                     prompts:list, gen_cfg:GenConfig|dict|None=None) -> list[Generation]|None:
+    "Under torchrun each rank generates its shard; rank 0 gets every `Generation` in prompt order, the others None."
+    world = int(os.environ.get('WORLD_SIZE', 1))
+    if world == 1: return engine.generate(prompts, gen_cfg)
+    import torch.distributed as dist
+    if not dist.is_initialized(): dist.init_process_group('gloo' if get_device() == 'cpu' else 'nccl')
+    rank, mine = dist.get_rank(), shard_range(len(prompts), dist.get_rank(), world)
+    out = engine.generate([prompts[i] for i in mine], gen_cfg) if len(mine) else []
+    parts = [None] * world if rank == 0 else None
+    dist.gather_object([g.to_dict() for g in out], parts, dst=0)
+    return [Generation(**g) for p in parts for g in p] if rank == 0 else None
 
 # %% ../nbs/04c_evaluation.ipynb #c184f0cc
 def evaluate(engine, # Any engine

@@ -18,8 +18,8 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from .core import (Config, ConfigError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats, precision_name,
-                         did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
+from .core import (Config, ConfigError, GpuRequiredError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
+                         precision_name, did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
 from .data import TASKS, DataError, load_records, make_task, tokenize_sft
 from .plan import check_fits, training_plan
@@ -74,6 +74,7 @@ class TrainConfig(Config):
     completion_logits_only: bool = True  # Compute the LM head only where the loss needs it (completion positions)
     precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 where the hardware runs it fast
     gradient_checkpointing: bool = False  # Trade compute for memory
+    fsdp: bool = False  # Shard weights, gradients and optimizer state over the processes (FSDP2 via accelerate; torchrun, 2+ processes)
     seed: int = 0  # Seed for weights init, data order and dropout
     logging_steps: int = 5  # Log loss every N steps
     save_steps: int|None = None  # Checkpoint every N steps (None: no intermediate checkpoints)
@@ -108,6 +109,12 @@ def check_hardware(cfg:TrainConfig):
         require_gpu('QLoRA (bitsandbytes 4-bit base weights)', "method='lora' (16-bit LoRA, bf16 on this CPU)")
     if cfg.precision == 'fp16' and not get_device().startswith('cuda'):
         raise ConfigError("TrainConfig: precision='fp16' needs a CUDA GPU; use precision='auto' (bf16 on a CPU that supports it) or 'fp32'.")
+    if cfg.fsdp and not get_device().startswith('cuda'):  # accelerate turns FSDP on for GPU process groups only (see below)
+        raise GpuRequiredError("TrainConfig: fsdp=True needs CUDA GPUs: on a CPU, accelerate runs the processes as plain data parallel "
+                               "(every rank holds the whole model) and would ignore the sharding. Use fsdp=False here "
+                               "(`slm-nb train --launcher torchrun --nproc N` trains data-parallel on CPUs).")
+    if cfg.fsdp and int(os.environ.get('WORLD_SIZE', 1)) < 2:
+        raise ConfigError("TrainConfig: fsdp=True shards over processes: launch with `slm-nb train CONFIG --launcher torchrun --nproc N` (N >= 2).")
 
 # %% ../nbs/05_trainers.ipynb #ec2d0834
 def prepare_examples(ds, tokenizer, max_length:int):
@@ -199,6 +206,12 @@ def _load_for_training(cfg:TrainConfig, model_path:Path):
                              target_modules=cfg.target_modules, bias='none')
 
 # %% ../nbs/05_trainers.ipynb #f7872eea
+def _fsdp_args(cfg:TrainConfig) -> dict:
+    "FSDP2 through accelerate: each decoder layer its own shard unit, sharded checkpoints (every rank writes its part)."
+    if not cfg.fsdp: return {}
+    return dict(fsdp=True, fsdp_config=dict(version=2, reshard_after_forward=True, state_dict_type='SHARDED_STATE_DICT',
+                                            auto_wrap_policy='TRANSFORMER_BASED_WRAP', cpu_ram_efficient_loading=False))
+
 def _sft_args(cfg:TrainConfig, ckpt_dir:Path, has_eval:bool) -> SFTConfig:
     "TRL's `SFTConfig` for `cfg`."
     device = get_device()
@@ -217,7 +230,7 @@ def _sft_args(cfg:TrainConfig, ckpt_dir:Path, has_eval:bool) -> SFTConfig:
         max_length=None if cfg.padding_free and not cfg.packing else cfg.max_length,
         padding_free=cfg.padding_free, packing=cfg.packing, packing_strategy='bfd',
         gradient_checkpointing=cfg.gradient_checkpointing, dataloader_num_workers=0,
-        remove_unused_columns=False, ddp_find_unused_parameters=False, completion_only_loss=None)
+        remove_unused_columns=False, ddp_find_unused_parameters=False, completion_only_loss=None, **_fsdp_args(cfg))
 
 class _History(TrainerCallback):
     "Records every logged value per step, and each step's wall time."
