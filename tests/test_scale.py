@@ -10,7 +10,7 @@ from slm_nb.engines import HFEngine
 from slm_nb.evaluation import generate_sharded
 prompts = [[{'role': 'user', 'content': f'What is {i} + {2 * i}?'}] for i in range(11)]
 with HFEngine(sys.argv[1], precision='fp32') as e:
-    gens = generate_sharded(e, prompts, dict(max_new_tokens=6, batch_size=1))
+    gens = generate_sharded(e, prompts, dict(max_new_tokens=8, batch_size=1))
 if gens is not None:
     json.dump(dict(world=int(os.environ.get('WORLD_SIZE', 1)), texts=[g.text for g in gens], tokens=[g.generated_tokens for g in gens]),
               open(sys.argv[2], 'w'))
@@ -18,12 +18,11 @@ if gens is not None:
 
 
 def test_sharded_generation_matches_one_process(tmp_path, check_ok):
-    from slm_nb.models import tiny_model
     (tmp_path / 'gen.py').write_text(SCRIPT)
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     check_ok(subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(tmp_path / 'gen.py'),
-                             str(tiny_model()), str(tmp_path / 'two.json')], capture_output=True, text=True, env=env, timeout=600))
-    check_ok(subprocess.run([sys.executable, str(tmp_path / 'gen.py'), str(tiny_model()), str(tmp_path / 'one.json')],
+                             'smollm2-135m-instruct', str(tmp_path / 'two.json')], capture_output=True, text=True, env=env, timeout=600))
+    check_ok(subprocess.run([sys.executable, str(tmp_path / 'gen.py'), 'smollm2-135m-instruct', str(tmp_path / 'one.json')],
                             capture_output=True, text=True, env=env, timeout=600))
     two, one = (json.loads((tmp_path / f).read_text()) for f in ('two.json', 'one.json'))
     assert (two['world'], one['world']) == (2, 1)
