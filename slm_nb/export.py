@@ -184,10 +184,13 @@ def check_gguf(gguf_path, # The exported file
                max_new_tokens:int=16) -> dict:
     "Compare a GGUF with its source model; the report says what was measured and whether each check passed. Long because it reports every check."
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
     from slm_nb.engines_llamacpp import LlamaCppEngine, render_chat
     model_dir, prompts = Path(model_dir), prompts or CHECK_PROMPTS
     tok = load_tokenizer(model_dir)
-    src = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    hf_logging.disable_progress_bar()  # a weights-loading bar per check is noise in a report
+    try: src = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    finally: hf_logging.enable_progress_bar()
     eng = LlamaCppEngine(gguf_path, n_ctx=1024, logits_all=True)
     try:
         texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
