@@ -182,7 +182,7 @@ def check_gguf(gguf_path, # The exported file
                type:str='f16', # Its type (picks the thresholds)
                prompts:list|None=None, # Chat prompts (default CHECK_PROMPTS)
                max_new_tokens:int=16) -> dict:
-    "Compare a GGUF with its source model; the report says what was measured and whether each check passed. Long because it reports every check."
+    "Compare a GGUF with its source model and report what was measured and whether each check passed (long because it reports every check)."
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
     from slm_nb.engines_llamacpp import LlamaCppEngine, render_chat
@@ -314,7 +314,7 @@ def export_gguf(model:str='smollm2-135m-instruct', # Embedded name, folder or Hu
                 adapter:str|None=None, # A LoRA adapter folder to merge first
                 name:str|None=None, # File stem (default: the model's folder name)
                 check:bool=True) -> dict: # Run the self-check (always, unless you know why not)
-    "Export to GGUF, check the file against the source model, write Modelfile + README; the report. Long because it is the whole road, step by step."
+    "Export to GGUF, check the file against the source model, write Modelfile + README; the report (long because it is the whole road, step by step)."
     if type not in TYPES: raise ConfigError(f"GGUF type {type!r}.{did_you_mean(type, list(TYPES))} Types: {', '.join(TYPES)}.")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir/'.work'; work.mkdir(exist_ok=True)

@@ -761,7 +761,7 @@ def run_batch(judge:Judge, # A judge with a batch API (GeminiJudge)
               requests:list[dict], # {'system', 'prompt', 'schema', ...} as for `run_judge`
               cache:JudgeCache|None, # Where verdicts and the job record go (None: no resume)
               sleep=time.sleep, clock=time.monotonic) -> dict[int, dict]:
-    "{index: record} of the requests one batch job judged (created, or resumed when these requests have one). Long because it is one job's life: find or create, poll, collect."
+    "{index: record} of the requests one batch job judged (created, or resumed when these requests have one) (long because it is one job's life: find or create, poll, collect)."
     if not hasattr(judge, 'batch_create'):
         raise ConfigError(f"JudgeConfig(mode='batch') needs the Gemini Batch API; {type(judge).__name__} has none: use mode='call'.")
     keys = [cache_key(judge.judge_id, r['system'], r['prompt'], judge.gen_config(), r['schema']) for r in requests]
