@@ -1,5 +1,4 @@
-"""The bottom layer: errors, typed configs that refuse misspelled keys, the device and its precision, seeds, honest
-measurement of time and memory, atomic files, run directories and what a run ran on. It imports no other slm_nb module.
+"""The bottom layer: errors, typed configs that refuse misspelled keys, the device and its precision, seeds, honest measurement of time and memory, atomic files, run directories and what a run ran on. It imports no other slm_nb module.
 
 Docs: https://slm-nb.github.io/slm_nb/core.html.md"""
 

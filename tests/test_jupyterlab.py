@@ -26,9 +26,9 @@ def lab():
     port, token = free_port(), uuid.uuid4().hex
     lab_bin = Path(sys.executable).parent / 'jupyter-lab'
     assert lab_bin.exists(), f'{lab_bin}: JupyterLab is not in the core environment (it is a dev dependency; run make env)'
-    log = tempfile.TemporaryFile()
+    log, checkpoints = tempfile.TemporaryFile(), tempfile.mkdtemp(prefix='lab-checkpoints-')  # no .ipynb_checkpoints in the checkout
     proc = subprocess.Popen([str(lab_bin), '--no-browser', '--ip=127.0.0.1', f'--port={port}', f'--IdentityProvider.token={token}',
-                             f'--ServerApp.root_dir={root}', '--ServerApp.open_browser=False'] + (['--allow-root'] if os.geteuid() == 0 else []), stdout=log, stderr=subprocess.STDOUT)
+                             f'--ServerApp.root_dir={root}', '--ServerApp.open_browser=False', f'--FileCheckpoints.checkpoint_dir={checkpoints}'] + (['--allow-root'] if os.geteuid() == 0 else []), stdout=log, stderr=subprocess.STDOUT)
     base = f'http://127.0.0.1:{port}'
     for _ in range(120):
         try:
