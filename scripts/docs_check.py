@@ -32,7 +32,7 @@ def browser_path() -> str | None:
 def check_site(site: Path, screenshots: bool = True) -> list:
     "Problems found on the pages under `site` (empty: all good)."
     from playwright.sync_api import sync_playwright
-    site, problems, seen = Path(site).absolute(), [], {}
+    site, problems, ids, links = Path(site).absolute(), [], {}, []
     pages = sorted(p for p in site.rglob('*.html'))
     if not pages: return [f'{site}: no pages']
     with sync_playwright() as pw:
@@ -42,22 +42,21 @@ def check_site(site: Path, screenshots: bool = True) -> list:
             rel = f.relative_to(site).as_posix()
             page.goto(f.as_uri(), wait_until='load')
             info = page.evaluate(PAGE_JS)
-            seen[f] = set(info['ids'])
+            ids[f] = set(info['ids'])
             problems += [f'{rel}: error output: {e!r}' for e in info['errors']]
             problems += [f'{rel}: image does not load: {i["src"]}' for i in info['images'] if not i['ok']]
             for link in info['links']:
                 u = urlparse(link)
-                if u.scheme == 'file': seen.setdefault(('link', rel), []).append((Path(unquote(u.path)), u.fragment))
+                if u.scheme == 'file': links.append((rel, Path(unquote(u.path)), u.fragment))
             if screenshots and rel in SHOTS:
                 (site / 'screenshots').mkdir(exist_ok=True)
                 page.screenshot(path=str(site / 'screenshots' / SHOTS[rel]), full_page=False)
         browser.close()
-    for key, links in [(k, v) for k, v in seen.items() if isinstance(k, tuple)]:
-        for target, anchor in links:
-            if target.is_dir(): target = target / 'index.html'
-            if not target.exists(): problems.append(f'{key[1]}: broken link to {target.relative_to(site) if target.is_relative_to(site) else target}')
-            elif anchor and target.suffix == '.html' and anchor not in seen.get(target, set()):
-                problems.append(f'{key[1]}: link to a missing anchor {target.relative_to(site)}#{anchor}')
+    for rel, target, anchor in links:
+        if target.is_dir(): target = target / 'index.html'
+        if not target.exists(): problems.append(f'{rel}: broken link to {target.relative_to(site) if target.is_relative_to(site) else target}')
+        elif anchor and target.suffix == '.html' and anchor not in ids.get(target, set()):
+            problems.append(f'{rel}: link to a missing anchor {target.relative_to(site)}#{anchor}')
     return problems
 
 

