@@ -42,14 +42,17 @@ export TOKENIZERS_PARALLELISM := false
 demo: env
 	$(VENV)/bin/slm-nb run lora_sft
 
-## make test: sync check, notebook tests, then the non-notebook tests (what CI runs)
+## make test: sync check, notebook tests, then the non-notebook tests (what CI runs); it ends with what did not run
+## (skipped tests and why, notebook cells left to test flags), written by tests/conftest.py to $(SKIPS)
+SKIPS := build/skips.txt
 test: env env-llamacpp $(ENV_VLLM) env-compress browser
-	@start=$$(date +%s); \
+	@start=$$(date +%s); rm -f $(SKIPS); \
 	$(MAKE) --no-print-directory test-sync && \
 	$(MAKE) --no-print-directory test-nbs && \
 	$(MAKE) --no-print-directory docs && \
 	$(MAKE) --no-print-directory test-py && \
-	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
+	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"; rc=$$?; \
+	if [ -f $(SKIPS) ]; then echo; cat $(SKIPS); fi; exit $$rc
 
 # Kernels are registered inside .venv (papermill, run from .venv, finds them first, so they always point at this
 # checkout's environments) on every call, and user-wide once per build (for a JupyterLab started elsewhere).
@@ -133,7 +136,7 @@ test-slow: env env-llamacpp
 	$(VENV)/bin/nbdev-test --n-workers 1 --flags slow --timing
 
 test-py: env env-llamacpp $(ENV_VLLM) env-compress
-	$(VENV)/bin/python -m pytest -q tests
+	SLM_NB_SKIPS_FILE=$(CURDIR)/$(SKIPS) $(VENV)/bin/python -m pytest -q -rs tests
 
 ## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
 prepare: env env-llamacpp

@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/cli.html.md"""
 
 # %% ../nbs/08_cli.ipynb #8c18fe75
 from __future__ import annotations
-import argparse, ast, contextlib, json, logging, os, re, shlex, subprocess, sys, traceback
+import argparse, ast, contextlib, json, logging, math, os, re, shlex, subprocess, sys, traceback
 from pathlib import Path
 
 import yaml
@@ -15,8 +15,9 @@ from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, ato
                          read_metrics, write_metrics)
 
 # %% auto #0
-__all__ = ['experiments_dir', 'list_experiments', 'parse_params', 'recipes_dir', 'read_params_file', 'section_titles',
-           'run_experiment', 'compare_runs', 'train_command', 'main']
+__all__ = ['experiments_dir', 'list_experiments', 'declared_kinds', 'value_from_text', 'check_value', 'parse_params',
+           'recipes_dir', 'read_params_file', 'section_titles', 'run_experiment', 'compare_runs', 'train_command',
+           'main']
 
 # %% ../nbs/08_cli.ipynb #0d7b2c7b
 def experiments_dir() -> Path:
@@ -24,34 +25,99 @@ def experiments_dir() -> Path:
     if os.environ.get('SLM_NB_EXPERIMENTS'): return Path(os.environ['SLM_NB_EXPERIMENTS'])
     return package_path('experiments', 'nbs/experiments')
 
+# %% ../nbs/08_cli.ipynb #c8585f38
+class _Records(logging.Handler):
+    "Keeps the warnings it is given (papermill's complaints about a parameters cell), printing nothing."
+    def __init__(self): super().__init__(logging.WARNING); self.records = []
+    def emit(self, record): self.records.append(record)
+
+def _inspect(nb:Path) -> dict:
+    "Papermill's reading of a notebook's parameters cell; a line it cannot read is an error, not a warning on stderr."
+    import papermill as pm  # lazy: it imports nbconvert and jupyter, seconds `slm-nb --help` need not pay
+    log, h = logging.getLogger('papermill.translators'), _Records()
+    saved, log.propagate = log.propagate, False
+    log.addHandler(h)
+    try: params = pm.inspect_notebook(str(nb))
+    finally: log.removeHandler(h); log.propagate = saved
+    if h.records:
+        raise ConfigError(f"{nb}: papermill cannot read the parameters cell: {h.records[0].getMessage()} A parameter line may hold "
+                          "one `=` only (papermill skips the others, leaving their parameter undeclared): keep `=` out of its comment.")
+    return params
+
 def list_experiments() -> dict:
     "Name -> {path, kernel, parameters: {name: {default, type, help}}} for every experiment notebook."
-    import papermill as pm  # lazy: it imports nbconvert and jupyter, seconds `slm-nb --help` need not pay
     res = {}
     for nb in sorted(experiments_dir().glob('*.ipynb')):
         if nb.name.startswith(('_', '.')): continue
         meta = json.loads(nb.read_text()).get('metadata', {})
-        params = {k: dict(default=v['default'], type=v['inferred_type_name'], help=v['help'])
-                  for k, v in pm.inspect_notebook(str(nb)).items()}
+        params = {k: dict(default=v['default'], type=v['inferred_type_name'], help=v['help']) for k, v in _inspect(nb).items()}
         res[nb.stem] = dict(path=str(nb), kernel=meta.get('kernelspec', {}).get('name', 'python3'), parameters=params)
     return res
 
-# %% ../nbs/08_cli.ipynb #d57d3d3e
-def _yaml_value(v:str):
-    "A CLI string read as YAML (numbers, booleans, lists, null), with `1e-3` read as a float, not YAML 1.1's string."
-    try: x = yaml.safe_load(v)
-    except yaml.YAMLError: return v
-    if isinstance(x, str):
-        try: return float(x)
-        except ValueError: return x
-    return x
+# %% ../nbs/08_cli.ipynb #38662617
+_ANY = frozenset({'str', 'none', 'bool', 'int', 'float', 'list', 'dict'})
+_TYPE_WORDS = {'str': 'str', 'int': 'int', 'float': 'float', 'bool': 'bool', 'list': 'list', 'List': 'list', 'tuple': 'list',
+               'dict': 'dict', 'Dict': 'dict', 'None': 'none', 'NoneType': 'none', 'Optional': 'none'}
+_LITERAL_KIND = ((bool, 'bool'), (int, 'int'), (float, 'float'), (str, 'str'), ((list, tuple), 'list'), (dict, 'dict'))
 
+def declared_kinds(entry:dict) -> frozenset:
+    "What a parameter accepts: its declared type (annotation or `# type:` comment) if any, else its literal default's type."
+    words = [w for w in re.findall(r'\w+', entry.get('type') or 'None') if w != 'Union']
+    if words != ['None']:  # papermill's 'None' means no type was declared
+        return frozenset(_TYPE_WORDS[w] for w in words) if all(w in _TYPE_WORDS for w in words) else _ANY
+    try: default = ast.literal_eval(entry.get('default', 'None'))
+    except (ValueError, SyntaxError): return _ANY  # an expression: nothing to go by
+    return next((frozenset({k}) for t, k in _LITERAL_KIND if isinstance(default, t)), _ANY)  # None: anything
+
+# %% ../nbs/08_cli.ipynb #b108cad2
+_BOOL_WORDS = {'true': True, 'yes': True, '1': True, 'false': False, 'no': False, '0': False}
+_KIND_ORDER = ('none', 'bool', 'int', 'float', 'list', 'dict')  # a value that could be several kinds is tried in this order
+_LOOKS = {'none': lambda s: s in ('None', 'null'), 'bool': lambda s: s.lower() in ('true', 'false'),
+          'int': lambda s: re.fullmatch(r'[+-]?\d[\d_]*', s), 'float': lambda s: re.fullmatch(r'[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?', s),
+          'list': lambda s: s.startswith('['), 'dict': lambda s: s.startswith('{')}  # text that cannot be meant as a string
+_EXPECTED = {'none': 'None', 'bool': 'a boolean (true/false, yes/no, 1/0)', 'int': 'an integer', 'float': 'a number',
+             'list': 'a YAML list such as [a, b]', 'dict': 'a YAML mapping such as {a: 1}', 'str': 'a string'}
+
+def _as_kind(kind:str, s:str):
+    "`s` read strictly as `kind`; ValueError (or YAMLError) when it is not one."
+    if kind == 'none' and s in ('None', 'null'): return None
+    if kind == 'bool' and s.lower() in _BOOL_WORDS: return _BOOL_WORDS[s.lower()]
+    if kind == 'int': return int(s)
+    if kind == 'float' and math.isfinite(x := float(s)): return x
+    if kind in ('list', 'dict') and isinstance(x := yaml.safe_load(s), list if kind == 'list' else dict): return x
+    raise ValueError(f"not {kind}: {s!r}")
+
+def _expected(kinds) -> str: return ' or '.join(_EXPECTED[k] for k in (*_KIND_ORDER, 'str') if k in kinds)
+
+def value_from_text(key:str, text:str, kinds:frozenset, where:str=''):
+    "A `-p` string read as the declared `kinds`: a string verbatim, the others strictly (the table above)."
+    if kinds == {'str'}: return text
+    for kind in (k for k in _KIND_ORDER if k in kinds):
+        if 'str' in kinds and not _LOOKS[kind](text.strip()): continue  # it could be a string: only unmistakable text converts
+        try: return _as_kind(kind, text.strip())
+        except (ValueError, yaml.YAMLError): pass
+    if 'str' in kinds: return text
+    raise ConfigError(f"{where}{': ' if where else ''}parameter `{key}` expects {_expected(kinds)}, got {text!r}.")
+
+# %% ../nbs/08_cli.ipynb #953d1cf7
+def check_value(key:str, value, kinds:frozenset, where:str=''):
+    "A value that arrived typed (a `-f` file's, a dict's) checked against the declared `kinds`, as it is: never re-read."
+    kind = next((k for t, k in ((type(None), 'none'), *_LITERAL_KIND) if isinstance(value, t)), None)
+    if kinds == _ANY or kind in kinds or (kind == 'int' and 'float' in kinds): return value
+    hint = ' (YAML reads 2e-4 as a string: write 2.0e-4)' if kind == 'str' and _LOOKS['float'](value.strip()) else ''
+    raise ConfigError(f"{where}{': ' if where else ''}parameter `{key}` expects {_expected(kinds)}, "
+                      f"got {type(value).__name__} {value!r}{hint}.")
+
+# %% ../nbs/08_cli.ipynb #bd842930
 # A secret is a name that *ends* in key/token/secret/password/credentials (`api_key`, `hf_token`, `db_password`);
 # `max_new_tokens` or `tokens_per_s` are not secrets.
 _SECRET = re.compile(r'(^|_)(api_?key|key|token|access_token|secret|password|passwd|credentials?)$', re.I)
 
-def parse_params(pairs:list, declared:dict, notebook:str='') -> dict:
-    "Parse `[(key, value_str), ...]` against the notebook's declared parameters; unknown keys fail."
+def parse_params(pairs:list, # [(key, value), ...]: `-p` strings, or typed values (`typed`)
+                 declared:dict, # The notebook's parameters, as `list_experiments` gives them
+                 notebook:str='', # Where the pairs come from, for errors
+                 typed:bool=False) -> dict: # Values already typed (a `-f` file, a dict): checked, never re-read
+    "Read `pairs` against the notebook's declared parameters: unknown keys and secrets fail, values follow the declared types."
     out = {}
     for k, v in pairs:
         if _SECRET.search(k):
@@ -60,7 +126,8 @@ def parse_params(pairs:list, declared:dict, notebook:str='') -> dict:
         if k not in declared:
             raise ConfigError(f"{notebook}: unknown parameter `{k}`.{did_you_mean(k, list(declared))} "
                               f"Declared parameters: {', '.join(declared)}.")
-        out[k] = _yaml_value(v) if isinstance(v, str) else v
+        kinds = declared_kinds(declared[k])
+        out[k] = value_from_text(k, v, kinds, notebook) if isinstance(v, str) and not typed else check_value(k, v, kinds, notebook)
     return out
 
 # %% ../nbs/08_cli.ipynb #0684e8c1
@@ -142,16 +209,23 @@ def _streaming(nb_path):
         log.removeHandler(h); log.setLevel(saved[0]); log.propagate = saved[1]
         if saved[2] is None: os.environ.pop('SLM_NB_PROGRESS_S', None)
 
+# %% ../nbs/08_cli.ipynb #2fee92ff
+def _encrypted_kernel() -> dict:
+    "Papermill options that have jupyter_client give the kernel CurveZMQ keys (where pyzmq has CURVE and the kernelspec supports it)."
+    import zmq
+    from traitlets.config import Config
+    return dict(config=Config(KernelManager=dict(transport_encryption='auto'))) if zmq.has('curve') else {}
+
 # %% ../nbs/08_cli.ipynb #00e237b6
 def _run_params(exp:dict, name:str, params, params_file) -> tuple[dict, Path|None]:
     "The run's parameters: the file's (if any), then the given pairs over them, all checked against the notebook's."
-    if isinstance(params, dict): params = list(params.items())
+    typed = isinstance(params, dict)  # a dict's values are as the caller typed them; CLI pairs are strings to read
     f_path, f_params = read_params_file(params_file) if params_file else (None, {})
-    return {**parse_params(list(f_params.items()), exp['parameters'], str(f_path)),
-            **parse_params(params or [], exp['parameters'], f"experiment `{name}`")}, f_path
+    return {**parse_params(list(f_params.items()), exp['parameters'], str(f_path), typed=True),
+            **parse_params(list(params.items()) if typed else params or [], exp['parameters'], f"experiment `{name}`", typed)}, f_path
 
 def run_experiment(name:str, # Experiment name (a notebook in the experiments folder)
-                   params:dict|list|None=None, # Parameters: a dict, or [(key, value_str), ...] from the CLI
+                   params:dict|list|None=None, # Parameters: a dict (values as they are), or [(key, value_str), ...] from the CLI
                    root=None, # Root of run directories (default ./runs or $SLM_NB_RUNS)
                    kernel:str|None=None, # Jupyter kernel (default: the one the notebook names)
                    progress_bar:bool=True, # Show papermill's progress bar
@@ -177,7 +251,7 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     try:
         with _streaming(exp['path']) if stream else contextlib.nullcontext():
             pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
-                                progress_bar=progress_bar, cwd=None, log_output=stream)
+                                progress_bar=progress_bar, cwd=None, log_output=stream, **_encrypted_kernel())
     except pm.PapermillExecutionError as e:
         if e.ename == 'StopAfterPlan':  # a dry run: the plan is printed in the notebook, and it stopped there on purpose
             status = dict(status='dry_run', experiment=name, notebook=str(out_nb), message=str(e.evalue))
@@ -292,7 +366,7 @@ def main(argv:list|None=None) -> int:
             for name, e in list_experiments().items():
                 print(f"{name}  (kernel: {e['kernel']})")
                 for k, v in e['parameters'].items():
-                    print(f"    {k} = {v['default']}  # {v['help']}")
+                    print(f"    {k}{'' if v['type'] == 'None' else ': ' + v['type']} = {v['default']}  # {v['help']}")
             print(f"recipes (slm-nb run <experiment> -f <recipe>): {', '.join(sorted(f.stem for f in recipes_dir().glob('*.yaml')))}")
             return 0
         if a.cmd == 'run':

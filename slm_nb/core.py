@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import numpy as np
+from fastcore.basics import patch
 import psutil
 import yaml
 
@@ -22,8 +23,8 @@ import yaml
 __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
            'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'precision_name',
            'require_gpu', 'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root',
-           'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'env_info', 'gpu_info', 'start_run', 'Progress',
-           'percentile']
+           'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'cpu_speed_flags', 'env_info', 'gpu_info',
+           'start_run', 'Progress', 'percentile']
 
 # %% ../nbs/00_core.ipynb #a1af8dca
 class SlmNbError(Exception):
@@ -86,7 +87,7 @@ def _check_value(name:str, value, tp, where:str):
         raise ConfigError(f"{where}: `{name}` = {value!r} should be a string.")
     return value
 
-# %% ../nbs/00_core.ipynb #aa3213c1
+# %% ../nbs/00_core.ipynb #be3d5aac
 @dataclass
 class Config:
     "Base of slm_nb's typed configs: unknown keys and wrong types fail with the nearest valid key named."
@@ -99,47 +100,58 @@ class Config:
     def validate(self):
         "Cross-field checks; subclasses override and raise `ConfigError`."
 
-    @classmethod
-    def keys(cls) -> list[str]: return [f.name for f in fields(cls)]
+# %% ../nbs/00_core.ipynb #eb1093f5
+@patch(cls_method=True)
+def keys(cls:Config) -> list[str]:
+    "The config's valid keys: its fields, in order."
+    return [f.name for f in fields(cls)]
 
-    @classmethod
-    def from_dict(cls, d:dict|None=None, source:str|None=None, **overrides):
-        "Build from a dict (plus `overrides`), refusing keys that are not fields."
-        d = {**(d or {}), **overrides}
-        where = f"{cls.__name__} ({source})" if source else cls.__name__
-        unknown = [k for k in d if k not in cls.keys()]
-        if unknown:
-            k = unknown[0]
-            raise ConfigError(f"{where}: unknown key `{k}`.{did_you_mean(k, cls.keys())} Valid keys: {', '.join(cls.keys())}.")
-        try: return cls(**d)
-        except ConfigError as e:
-            raise ConfigError(str(e).replace(cls.__name__, where, 1)) from None
+# %% ../nbs/00_core.ipynb #bd7f45c2
+@patch(cls_method=True)
+def from_dict(cls:Config, d:dict|None=None, # Keys and values
+              source:str|None=None, # Where `d` came from (a file name), for the error messages
+              **overrides): # Keys that win over `d`
+    "Build from a dict (plus `overrides`), refusing keys that are not fields."
+    d = {**(d or {}), **overrides}
+    where = f"{cls.__name__} ({source})" if source else cls.__name__
+    unknown = [k for k in d if k not in cls.keys()]
+    if unknown:
+        k = unknown[0]
+        raise ConfigError(f"{where}: unknown key `{k}`.{did_you_mean(k, cls.keys())} Valid keys: {', '.join(cls.keys())}.")
+    try: return cls(**d)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace(cls.__name__, where, 1)) from None
 
-    @classmethod
-    def from_yaml(cls, path, **overrides):
-        "Load from a YAML file; the error names the file."
-        path = Path(path)
-        if not path.exists(): raise ConfigError(f"{path}: config file not found.")
-        try: d = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(d, dict): raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(d).__name__}.")
-        return cls.from_dict(d, source=str(path), **overrides)
+# %% ../nbs/00_core.ipynb #df5daf92
+@patch(cls_method=True)
+def from_yaml(cls:Config, path, # A YAML file of keys and values
+              **overrides): # Keys that win over the file's
+    "Load from a YAML file; the error names the file."
+    path = Path(path)
+    if not path.exists(): raise ConfigError(f"{path}: config file not found.")
+    try: d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(d, dict): raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(d).__name__}.")
+    return cls.from_dict(d, source=str(path), **overrides)
 
-    @classmethod
-    def from_params(cls, params:dict, source='parameters'):
-        "Build from papermill-style parameters, taking only the keys this config knows (others are the caller's)."
-        return cls.from_dict({k: v for k, v in params.items() if k in cls.keys()}, source=source)
+# %% ../nbs/00_core.ipynb #7c48f891
+@patch(cls_method=True)
+def from_params(cls:Config, params:dict, # Papermill-style parameters (a notebook's globals)
+                source='parameters'): # Where they came from, for the error messages
+    "Build from papermill-style parameters, taking only the keys this config knows (others are the caller's)."
+    return cls.from_dict({k: v for k, v in params.items() if k in cls.keys()}, source=source)
 
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
+# %% ../nbs/00_core.ipynb #478b7d64
+@patch
+def to_dict(self:Config) -> dict:
+    "The config as a plain dict (what `save` writes and `from_dict` reads)."
+    return dataclasses.asdict(self)
 
-    def replace(self, **kw):
-        "A checked copy with `kw` changed."
-        return type(self).from_dict({**self.to_dict(), **kw})
-
-    def save(self, path):
-        "Write the resolved config as YAML (atomically)."
-        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
-        return Path(path)
+# %% ../nbs/00_core.ipynb #8cfff5fc
+@patch
+def replace(self:Config, **kw): # Keys to change
+    "A checked copy with `kw` changed."
+    return type(self).from_dict({**self.to_dict(), **kw})
 
 # %% ../nbs/00_core.ipynb #76569d04
 def atomic_write_text(path, text:str):
@@ -155,6 +167,13 @@ def atomic_write_text(path, text:str):
 def atomic_write_json(path, obj, **kw):
     "Atomically write `obj` as indented JSON (non-JSON values become strings)."
     return atomic_write_text(path, json.dumps(obj, indent=2, default=str, **kw) + "\n")
+
+# %% ../nbs/00_core.ipynb #dcb566f3
+@patch
+def save(self:Config, path): # The YAML file to write
+    "Write the resolved config as YAML (atomically)."
+    atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+    return Path(path)
 
 # %% ../nbs/00_core.ipynb #408be3d3
 def cache_dir() -> Path:
@@ -182,11 +201,14 @@ def get_device() -> str:
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return 'mps'
     return 'cpu'
 
-def cpu_flags() -> set[str]:
-    "The CPU feature flags from /proc/cpuinfo (empty where that file does not exist)."
-    try: txt = Path('/proc/cpuinfo').read_text()
-    except OSError: return set()
-    m = re.search(r'^flags\s*:\s*(.*)$', txt, re.M)
+def _cpuinfo() -> str:
+    "The text of /proc/cpuinfo ('' where that file does not exist)."
+    try: return Path('/proc/cpuinfo').read_text()
+    except OSError: return ''
+
+def cpu_flags(cpuinfo:str|None=None) -> set[str]: # The text of a /proc/cpuinfo (default: this machine's)
+    "The CPU feature flags (of the first processor) in `cpuinfo`; empty where there are none."
+    m = re.search(r'^flags\s*:\s*(.*)$', _cpuinfo() if cpuinfo is None else cpuinfo, re.M)
     return set(m.group(1).split()) if m else set()
 
 def bf16_supported(device:str|None=None) -> bool:
@@ -344,11 +366,14 @@ _PACKAGES = ['slm_nb', 'torch', 'transformers', 'peft', 'trl', 'datasets', 'acce
 
 _SPEED_FLAGS = {'avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8', 'amx_tile'}
 
-def cpu_model() -> str:
-    "The CPU's model name (from /proc/cpuinfo, else the platform's processor string)."
-    try: m = re.search(r'^model name\s*:\s*(.*)$', Path('/proc/cpuinfo').read_text(), re.M)
-    except OSError: m = None
+def cpu_model(cpuinfo:str|None=None) -> str: # The text of a /proc/cpuinfo (default: this machine's)
+    "The CPU's model name (from `cpuinfo`, else the platform's processor string)."
+    m = re.search(r'^model name\s*:\s*(.*)$', _cpuinfo() if cpuinfo is None else cpuinfo, re.M)
     return m.group(1).strip() if m else (platform.processor() or 'unknown')
+
+def cpu_speed_flags(cpuinfo:str|None=None) -> list[str]: # The text of a /proc/cpuinfo (default: this machine's)
+    "The flags of `cpuinfo` that decide training and inference speed (AVX2, AVX-512, its BF16/VNNI, AMX), sorted."
+    return sorted(cpu_flags(cpuinfo) & _SPEED_FLAGS)
 
 def env_info() -> dict:
     "Python, platform, CPU/GPU and the versions of the packages that shape results."
@@ -358,7 +383,7 @@ def env_info() -> dict:
         except PackageNotFoundError: pass
     info = dict(python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(),
                 cpu_count=os.cpu_count(), packages=pk, time_utc=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-    info.update(cpu_model=cpu_model(), cpu_speed_flags=sorted(cpu_flags() & _SPEED_FLAGS))
+    info.update(cpu_model=cpu_model(), cpu_speed_flags=cpu_speed_flags())
     info['ram_gb'] = round(psutil.virtual_memory().total / 2**30, 1)
     if 'torch' in sys.modules:  # a process that computes (a kernel), not the CLI that only launches it
         import torch  # lazy: the CLI imports core

@@ -1,4 +1,4 @@
-"""Every input format users have (Alpaca, DEMI-style math CSV/JSON, their own CSV/JSONL, Hugging Face datasets) normalized once into chat records with exact answers; procedural tasks; one tokenization shared by training and inference; calibration samples; statistics; and errors that say where and what.
+"""Every input format users have (Alpaca, DEMI-style math CSV/JSON, their own CSV/JSONL, Hugging Face datasets) normalized once into chat records with exact answers; procedural tasks; SFT tokenization with the prompt rendering of `slm_nb.chat`; calibration samples; statistics; and errors that say where and what.
 
 Docs: https://slm-nb.github.io/slm_nb/data.html.md"""
 
@@ -15,17 +15,16 @@ from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_da
 import pyarrow.compute as pc
 
 from .core import SlmNbError, did_you_mean, package_path, percentile
-from transformers.utils import chat_template_utils
+from .chat import last_boxed, prompt_add_special_tokens, render_prompt
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'SHIPPED_DATA', 'UNITS', 'WORDS',
-           'TASKS', 'PLAIN_HEADERS', 'DataError', 'make_record', 'boxed_contents', 'last_boxed', 'resolve_source',
-           'infer_format', 'iter_records', 'content_hash', 'load_records', 'canonical_number', 'arithmetic',
-           'unit_conversion', 'reverse_words', 'sort_words', 'make_task', 'check_no_overlap', 'task_splits',
-           'drop_overlap', 'render_prompt', 'prompt_add_special_tokens', 'encode_prompt', 'tokenize_sft', 'to_trl',
-           'to_text', 'calibration_samples', 'describe']
+           'TASKS', 'DataError', 'make_record', 'resolve_source', 'infer_format', 'iter_records', 'content_hash',
+           'load_records', 'canonical_number', 'arithmetic', 'unit_conversion', 'reverse_words', 'sort_words',
+           'make_task', 'check_no_overlap', 'task_splits', 'drop_overlap', 'tokenize_sft', 'to_trl', 'to_text',
+           'calibration_samples', 'describe']
 
 # %% ../nbs/02_data.ipynb #c779d18b
 class DataError(SlmNbError, ValueError):
@@ -158,31 +157,6 @@ GUESSES = dict(question=['question', 'prompt', 'instruction', 'problem', 'Proble
                type=['type', 'problem_type', 'ProblemType', 'category', 'subject'],
                id=['id', 'Number', 'number', 'uid', 'unique_id'])
 DEMI_COLUMNS = ['Number', 'ProblemType', 'Problem', 'Solution']
-
-def boxed_contents(text:str) -> list[str]: # text: a solution in LaTeX
-    "The contents of every `\\boxed{...}` / `\\fbox{...}` in `text`, braces matched, in order (unclosed ones left out)."
-    out = []
-    for m in re.finditer(r'\\(?:boxed|fbox)\s*', text):
-        i = m.end()
-        if i < len(text) and text[i] == '{':
-            depth, j = 0, i
-            while j < len(text):
-                c = text[j]
-                if c == '\\': j += 2; continue  # an escaped brace `\{` does not count
-                if c == '{': depth += 1
-                elif c == '}':
-                    depth -= 1
-                    if depth == 0: out.append(text[i+1:j]); break
-                j += 1
-        else:  # `\boxed 5`: the next token
-            t = re.match(r'[^\s$]+', text[i:])
-            if t: out.append(t.group(0))
-    return out
-
-def last_boxed(text:str) -> str|None: # text: a solution in LaTeX
-    "Content of the last complete `\\boxed{...}` (or `\\fbox{...}`) in `text`, stripped; None if there is none."
-    found = boxed_contents(text)
-    return found[-1].strip() if found else None
 
 # %% ../nbs/02_data.ipynb #d7695087
 def _get(obj:dict, key): return obj.get(key, _MISSING) if key is not None else _MISSING
@@ -676,67 +650,6 @@ def drop_overlap(train:Dataset, # Training records
     keep = [i for i, p in enumerate(test['prompt']) if p[-1]['content'] not in seen]
     return (test if len(keep) == len(test) else test.select(keep)), [p[-1]['content'] for p in test['prompt'] if p[-1]['content'] in seen]
 
-# %% ../nbs/02_data.ipynb #d9d27922
-PLAIN_HEADERS = {'system': '### System:', 'user': '### Instruction:', 'assistant': '### Response:'}
-
-def _has_template(tokenizer) -> bool:
-    return tokenizer is not None and bool(getattr(tokenizer, 'chat_template', None))
-
-def _render_plain(messages:list, add_generation_prompt:bool) -> str:
-    parts = [f"{PLAIN_HEADERS.get(m['role'], '### ' + m['role'].title() + ':')}\n{m['content']}" for m in messages]
-    if add_generation_prompt: parts.append(PLAIN_HEADERS['assistant'] + '\n')
-    return '\n\n'.join(parts)
-
-_COMPILED = {}
-_PROBE = [[{'role': 'system', 'content': 'S'}, {'role': 'user', 'content': 'Q?'}, {'role': 'assistant', 'content': 'A.'}],
-          [{'role': 'user', 'content': 'Q2'}]]
-
-def _compile_template(template:str):
-    "transformers' compiled Jinja template (a private helper: its absence or failure makes rendering fall back)."
-    return chat_template_utils._compile_jinja_template(template)
-
-def _fast_renderer(tokenizer):
-    "The tokenizer's compiled chat template as `f(conversations, add_generation_prompt) -> texts`, or None (with a warning)."
-    tmpl, kw = tokenizer.get_chat_template(), dict(tokenizer.special_tokens_map)
-    key = (tmpl, json.dumps(kw, sort_keys=True, default=str))
-    if key in _COMPILED: return _COMPILED[key]
-    _COMPILED[key], why = None, None
-    try:
-        compiled = _compile_template(tmpl)
-        def fast(convs, gen):
-            return [compiled.render(messages=c, tools=None, documents=None, add_generation_prompt=gen, **kw) for c in convs]
-        if all(fast(_PROBE, g) == tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=g) for g in (True, False)):
-            _COMPILED[key] = fast
-        else: why = "its output differs from apply_chat_template on a probe conversation"
-    except Exception as e: why = f"compiling the template failed ({type(e).__name__}: {str(e)[:120]})"
-    if why:
-        warnings.warn(f"slm_nb.data: the fast chat-template renderer is off for this tokenizer: {why}. Rendering falls back "
-                      "to apply_chat_template (same prompts, about twice the rendering time).", stacklevel=3)
-    return _COMPILED[key]
-
-def render_prompt(tokenizer, # A tokenizer (its chat template is used), or None for the plain format
-                  messages:list, # Chat messages, or a list of conversations (returns a list)
-                  add_generation_prompt:bool=True): # End with the assistant header, ready to generate
-    "The text of the prompt the model sees: the chat template, or the plain format without one."
-    batch = bool(messages) and isinstance(messages[0], list)
-    convs = list(messages) if batch else [messages]  # a datasets Column -> list
-    if _has_template(tokenizer):
-        fast = _fast_renderer(tokenizer)
-        out = fast(convs, add_generation_prompt) if fast else \
-              tokenizer.apply_chat_template(convs, tokenize=False, add_generation_prompt=add_generation_prompt)
-    else: out = [_render_plain(c, add_generation_prompt) for c in convs]
-    return out if batch else out[0]
-
-# %% ../nbs/02_data.ipynb #f1dd1c35
-def prompt_add_special_tokens(tokenizer) -> bool:
-    "Chat templates carry their own special tokens; the plain format lets the tokenizer add its BOS."
-    return not _has_template(tokenizer)
-
-def encode_prompt(tokenizer, # The model's tokenizer
-                  messages:list) -> list[int]: # Chat messages (the record's `prompt`)
-    "Token ids of `render_prompt(tokenizer, messages)`: the same ids that prefix the training examples."
-    return tokenizer(render_prompt(tokenizer, messages), add_special_tokens=prompt_add_special_tokens(tokenizer))['input_ids']
-
 # %% ../nbs/02_data.ipynb #207ce511
 def _render_pairs(tokenizer, prompts:list, completions:list, metas:list|None=None):
     "Prompt texts and completion texts (the rest of the full rendering) of a batch."
@@ -805,10 +718,10 @@ def to_text(record_or_ds, # A record dict or a Dataset of records
     "Plain text (prompt + completion) for base models without a chat template: a str, or a Dataset with `text`."
     eos = (tokenizer.eos_token or '') if (tokenizer is not None and add_eos) else ''
     if isinstance(record_or_ds, Dataset):
-        return record_or_ds.map(lambda r: {'text': _render_plain(r['prompt'] + r['completion'], False) + eos},
+        return record_or_ds.map(lambda r: {'text': render_prompt(None, r['prompt'] + r['completion'], add_generation_prompt=False) + eos},
                                 remove_columns=record_or_ds.column_names)
     r = record_or_ds
-    return _render_plain(r['prompt'] + r['completion'], False) + eos
+    return render_prompt(None, r['prompt'] + r['completion'], add_generation_prompt=False) + eos
 
 # %% ../nbs/02_data.ipynb #e5555ef9
 def calibration_samples(ds:Dataset, # Normalized records

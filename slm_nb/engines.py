@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, StoppingCriteriaList, TextIterato
 
 from .core import Config, ConfigError, Progress, SlmNbError, get_device, percentile, require_gpu, torch_dtype
 from .models import check_adapter, load_tokenizer, resolve_model
-from .data import prompt_add_special_tokens, render_prompt
+from .chat import prompt_add_special_tokens, render_prompt
 
 # %% auto #0
 __all__ = ['EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize', 'packing_works',
@@ -386,34 +386,39 @@ class OpenAIEngine(Engine):
 
     def __repr__(self): return f"OpenAIEngine(model={self.model!r}, base_url={self.client.base_url!r})"  # never the key
 
-    def _one(self, prompt, gen:GenConfig) -> Generation:
-        body = dict(model=self.model, max_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed,
-                    stream=True, stream_options={'include_usage': True})
-        if gen.stop: body['stop'] = list(gen.stop)
-        if isinstance(prompt, str): path, body['prompt'] = '/completions', prompt
-        else: path, body['messages'] = '/chat/completions', prompt
-        t0 = time.perf_counter(); first = None; parts = []; finish = None; usage = {}
-        try:
-            for ev in self.client.stream(path, body):
-                usage = ev.get('usage') or usage
-                for ch in ev.get('choices') or []:
-                    piece = ch.get('text') if 'text' in ch else (ch.get('delta') or {}).get('content')
-                    if piece:
-                        if first is None: first = time.perf_counter() - t0
-                        parts.append(piece)
-                    finish = ch.get('finish_reason') or finish
-        except OpenAIHTTPError as e: raise EngineError(f"{e}. Is the server running?") from None
-        end = time.perf_counter() - t0
-        return Generation(text=''.join(parts), prompt_tokens=int(usage.get('prompt_tokens', 0)),
-                          generated_tokens=int(usage.get('completion_tokens', 0)), ttft_s=first if first is not None else end,
-                          latency_s=end, finish_reason='length' if finish == 'length' else 'stop')
-
-    def generate(self, prompts, gen_cfg:GenConfig|dict|None=None) -> list[Generation]:
-        "Generate for each prompt concurrently; results in the order of `prompts`."
-        gen = self.gen_config(gen_cfg)
-        prompts = list(prompts)
-        if not prompts: raise EngineError("generate() got an empty list of prompts; pass at least one prompt.")
-        items = render_prompts(self.tokenizer, prompts) if self.tokenizer else prompts
-        with ThreadPoolExecutor(self.concurrency) as ex: return list(ex.map(lambda p: self._one(p, gen), items))
-
     def close(self): pass  # the server is not ours to stop
+
+# %% ../nbs/04_engines.ipynb #b0a1e004
+@patch
+def _one(self:OpenAIEngine, prompt, gen:GenConfig) -> Generation:
+    "One streamed request for `prompt` (text: /completions; messages: /chat/completions)."
+    body = dict(model=self.model, max_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p, seed=gen.seed,
+                stream=True, stream_options={'include_usage': True})
+    if gen.stop: body['stop'] = list(gen.stop)
+    if isinstance(prompt, str): path, body['prompt'] = '/completions', prompt
+    else: path, body['messages'] = '/chat/completions', prompt
+    t0 = time.perf_counter(); first = None; parts = []; finish = None; usage = {}
+    try:
+        for ev in self.client.stream(path, body):
+            usage = ev.get('usage') or usage
+            for ch in ev.get('choices') or []:
+                piece = ch.get('text') if 'text' in ch else (ch.get('delta') or {}).get('content')
+                if piece:
+                    if first is None: first = time.perf_counter() - t0
+                    parts.append(piece)
+                finish = ch.get('finish_reason') or finish
+    except OpenAIHTTPError as e: raise EngineError(f"{e}. Is the server running?") from None
+    end = time.perf_counter() - t0
+    return Generation(text=''.join(parts), prompt_tokens=int(usage.get('prompt_tokens', 0)),
+                      generated_tokens=int(usage.get('completion_tokens', 0)), ttft_s=first if first is not None else end,
+                      latency_s=end, finish_reason='length' if finish == 'length' else 'stop')
+
+# %% ../nbs/04_engines.ipynb #b0a1e007
+@patch
+def generate(self:OpenAIEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[Generation]:
+    "Generate for each prompt concurrently; results in the order of `prompts`."
+    gen = self.gen_config(gen_cfg)
+    prompts = list(prompts)
+    if not prompts: raise EngineError("generate() got an empty list of prompts; pass at least one prompt.")
+    items = render_prompts(self.tokenizer, prompts) if self.tokenizer else prompts
+    with ThreadPoolExecutor(self.concurrency) as ex: return list(ex.map(lambda p: self._one(p, gen), items))

@@ -17,22 +17,29 @@ from .models import EMBEDDED_MODELS, embedded_gguf
 from .engines import Engine, EngineError, GenConfig, Generation
 
 # %% auto #0
-__all__ = ['llamacpp_available', 'gguf_file', 'render_chat', 'LlamaCppEngine']
+__all__ = ['FAILED_SUFFIX', 'llamacpp_available', 'gguf_file', 'render_chat', 'LlamaCppEngine']
 
 # %% ../nbs/04d_engines_llamacpp.ipynb #efc343a9
 def llamacpp_available() -> bool:
     "Whether llama-cpp-python is importable here."
     return importlib.util.find_spec('llama_cpp') is not None
 
+FAILED_SUFFIX = '.FAILED-CHECK.gguf'  # what the export names a file that failed its self-check
+
 def gguf_file(model:str|os.PathLike) -> Path:
     "The GGUF file for `model`: a `.gguf` path, the embedded name (its shipped file), or a folder holding one GGUF."
     name = str(model)
     if name in EMBEDDED_MODELS: return embedded_gguf(name)
     p = Path(name).expanduser()
+    if p.is_file() and p.name.endswith(FAILED_SUFFIX):
+        raise EngineError(f"{p}: this file failed its export self-check (see {p.name[:-len(FAILED_SUFFIX)]}.FAILED-CHECK.json beside it); "
+                          "it does not answer like its source model. Export again once the cause is fixed.")
     if p.is_file() and p.suffix == '.gguf': return p
-    found = sorted(p.glob('*.gguf')) if p.is_dir() else []
+    found = sorted(f for f in p.glob('*.gguf') if not f.name.endswith(FAILED_SUFFIX)) if p.is_dir() else []
     if len(found) == 1: return found[0]
-    what = f"{p} holds {len(found)} GGUF files; name one" if len(found) > 1 else f"{name!r} is not a GGUF file"
+    failed = sorted(p.glob('*' + FAILED_SUFFIX)) if p.is_dir() else []
+    what = (f"{p} holds {len(found)} GGUF files; name one" if len(found) > 1 else
+            f"{p} holds only {failed[0].name}, which failed its export self-check" if failed else f"{name!r} is not a GGUF file")
     raise EngineError(f"llamacpp engine: {what}. llama.cpp runs GGUF files: export a model with "
                       "`slm_nb.export.export_gguf(model, out_dir, type='q8_0')` or `slm-nb export-gguf MODEL`.")
 
@@ -40,15 +47,13 @@ def gguf_file(model:str|os.PathLike) -> Path:
 def render_chat(template:str, # A Hugging Face chat template (Jinja)
                 messages:list[dict], # [{'role', 'content'}, ...]
                 bos_token:str='', eos_token:str='',
-                add_generation_prompt:bool=True) -> str:
-    "`messages` rendered by `template` the way transformers' `apply_chat_template` renders them."
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-    from jinja2.exceptions import TemplateError
-    def raise_exception(msg): raise TemplateError(msg)
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=['jinja2.ext.loopcontrols'])
-    env.globals['raise_exception'] = raise_exception
-    return env.from_string(template).render(messages=messages, bos_token=bos_token, eos_token=eos_token,
-                                           add_generation_prompt=add_generation_prompt)
+                add_generation_prompt:bool=True,
+                **special_tokens) -> str: # Other special tokens the template may name (pad_token, unk_token, ...)
+    "`messages` rendered by `template` with transformers' own renderer, environment and variables, as `apply_chat_template` does."
+    from transformers.utils.chat_template_utils import render_jinja_template
+    texts, _ = render_jinja_template(conversations=[messages], chat_template=template, tools=None, documents=None,
+                                     add_generation_prompt=add_generation_prompt, bos_token=bos_token, eos_token=eos_token, **special_tokens)
+    return texts[0]
 
 # %% ../nbs/04d_engines_llamacpp.ipynb #b19fdebb
 class LlamaCppEngine(Engine):
@@ -68,6 +73,9 @@ class LlamaCppEngine(Engine):
         md = self.llm.metadata
         self.template = md.get('tokenizer.chat_template')
         self.add_bos = md.get('tokenizer.ggml.add_bos_token', 'false') == 'true'
+        ids = dict(bos_token=self.llm.token_bos(), eos_token=self.llm.token_eos(), pad_token=int(md.get('tokenizer.ggml.padding_token_id', -1)),
+                   unk_token=int(md.get('tokenizer.ggml.unknown_token_id', -1)))
+        self.special_tokens = {k: self.token_text(t) for k, t in ids.items() if t >= 0}  # the variables a chat template sees
         self.context = min(self.llm.n_ctx(), self._ctx_train())
         self.eos_ids = {t for t in range(self.llm.n_vocab()) if self._is_eog(t)}
         self.model = self.llm
@@ -89,6 +97,12 @@ def token_text(self:LlamaCppEngine, t:int) -> str:
     return self.llm.detokenize([t], special=True).decode('utf-8', errors='replace')
 
 @patch
+def tokenize(self:LlamaCppEngine, text:str) -> list[int]:
+    "llama.cpp's token ids of `text` (special tokens parsed), with the file's BOS when it wants one and the text lacks it."
+    ids, bos = self.llm.tokenize(text.encode(), add_bos=False, special=True), self.llm.token_bos()
+    return [bos] + ids if self.add_bos and bos >= 0 and ids[:1] != [bos] else ids
+
+@patch
 def encode(self:LlamaCppEngine, prompts, gen:GenConfig) -> list[list[int]]:
     "Token ids of each prompt: chat messages rendered with the file's template, tokenized by llama.cpp; checked to fit."
     out = []
@@ -96,9 +110,9 @@ def encode(self:LlamaCppEngine, prompts, gen:GenConfig) -> list[list[int]]:
         if isinstance(p, str): text = p
         elif isinstance(p, (list, tuple)) and p and all(isinstance(m, dict) and 'role' in m and 'content' in m for m in p):
             if not self.template: raise EngineError(f"{self.path.name} has no chat template; pass prompts as text.")
-            text = render_chat(self.template, list(p), self.token_text(self.llm.token_bos()), self.token_text(self.llm.token_eos()))
+            text = render_chat(self.template, list(p), **self.special_tokens)
         else: raise EngineError(f"prompt {i}: expected a string or a list of {{'role', 'content'}} messages, got {type(p).__name__}.")
-        ids = self.llm.tokenize(text.encode(), add_bos=self.add_bos, special=True)
+        ids = self.tokenize(text)
         if len(ids) + gen.max_new_tokens > self.context:
             raise EngineError(f"prompt {i} is {len(ids)} tokens; with max_new_tokens={gen.max_new_tokens} it exceeds the "
                               f"{self.context_name} of {self.context} tokens. Shorten the prompt or lower max_new_tokens.")

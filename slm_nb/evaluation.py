@@ -11,7 +11,7 @@ import importlib.util, os, time
 import torch
 import torch.nn.functional as F
 
-from .core import Progress, did_you_mean, get_device
+from .core import ConfigError, Progress, did_you_mean, get_device
 from .data import tokenize_sft
 from .scoring import bootstrap_ci, exact_match
 from .engines import EngineError, GenConfig, Generation, HFEngine, OpenAIEngine, UnslothEngine, summarize
@@ -19,8 +19,8 @@ from .engines_vllm import VLLMEngine
 from .engines_llamacpp import LlamaCppEngine, gguf_file, llamacpp_available
 
 # %% auto #0
-__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'shard_range',
-           'generate_sharded', 'evaluate', 'reference_nll', 'base_vs_tuned']
+__all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_backend', 'get_engine', 'rank_device',
+           'use_rank_device', 'shard_range', 'generate_sharded', 'evaluate', 'reference_nll', 'base_vs_tuned']
 
 # %% ../nbs/04c_evaluation.ipynb #b652bec6
 BACKENDS = ('auto', 'hf', 'vllm', 'llamacpp', 'unsloth', 'openai')
@@ -78,6 +78,25 @@ def get_engine(backend:str='auto', # auto, hf, vllm, unsloth or openai
                           "`slm-nb-vllm` kernel (or .venv-vllm/bin/python). Here, get_engine('hf') works.")
     return VLLMEngine(model, adapter=adapter, **options)
 
+# %% ../nbs/04c_evaluation.ipynb #c9274014
+def rank_device(env:dict, # The process's environment (torchrun sets LOCAL_RANK)
+                n_cuda:int, # CUDA GPUs this process sees
+               ) -> str:
+    "The device of this process: 'cuda:<LOCAL_RANK>' when there are CUDA GPUs, else 'cpu'; refuses more processes than GPUs."
+    if n_cuda == 0 or env.get('SLM_NB_DEVICE', 'cuda').split(':')[0] != 'cuda': return env.get('SLM_NB_DEVICE') or 'cpu'
+    local = int(env.get('LOCAL_RANK', 0))
+    if local >= n_cuda:
+        raise ConfigError(f"LOCAL_RANK={local}, but this machine has {n_cuda} CUDA GPU(s): two processes would share one. "
+                          f"Launch at most {n_cuda} process(es) per machine (--nproc {n_cuda}).")
+    return f'cuda:{local}'
+
+def use_rank_device() -> str:
+    "Make this process's device (`rank_device`) the current one, before any CUDA context or collective opens; returns it."
+    dev = rank_device(os.environ, torch.cuda.device_count() if get_device().startswith('cuda') else 0)
+    if dev.startswith('cuda'): torch.cuda.set_device(dev)
+    return dev
+
+
 # %% ../nbs/04c_evaluation.ipynb #fb96cff6
 def shard_range(n:int, # Items
                 rank:int, world:int) -> range:
@@ -88,10 +107,15 @@ def shard_range(n:int, # Items
 
 def generate_sharded(engine, # Any engine, one per process
                      prompts:list, gen_cfg:GenConfig|dict|None=None) -> list[Generation]|None:
-    "Under torchrun each rank generates its shard; rank 0 gets every `Generation` in prompt order, the others None."
+    "Under torchrun each rank generates its shard; rank 0 gets every `Generation` in prompt order, the others None. Build `engine` after `use_rank_device()`."
     world = int(os.environ.get('WORLD_SIZE', 1))
     if world == 1: return engine.generate(prompts, gen_cfg)
     import torch.distributed as dist
+    dev = use_rank_device()  # NCCL collectives run on the current device: this rank's, not GPU 0
+    p = next(engine.model.parameters(), None) if hasattr(getattr(engine, 'model', None), 'parameters') else None
+    if p is not None and p.device.type == 'cuda' and p.device != torch.device(dev):
+        raise EngineError(f"generate_sharded: this rank's device is {dev} but its engine's model is on {p.device}; build the engine "
+                          "after slm_nb.evaluation.use_rank_device() (every rank on GPU 0 would serialise them).")
     if not dist.is_initialized(): dist.init_process_group('gloo' if get_device() == 'cpu' else 'nccl')
     rank, mine = dist.get_rank(), shard_range(len(prompts), dist.get_rank(), world)
     out = engine.generate([prompts[i] for i in mine], gen_cfg) if len(mine) else []
@@ -103,7 +127,8 @@ def generate_sharded(engine, # Any engine, one per process
 def evaluate(engine, # Any engine
              ds, # Records with `prompt` and `answer` (e.g. a held-out task split)
              gen_cfg:GenConfig|dict|None=None, # Generation settings (greedy by default)
-             seed:int=0) -> dict: # Seed of the bootstrap
+             seed:int=0, # Seed of the bootstrap
+             n_boot:int=2000) -> dict: # Bootstrap resamples
     "Generations of `engine` on `ds` with speed and per-item records; exact-match accuracy (bootstrap 95% CI) over the records that have an `answer`."
     gen = engine.gen_config(gen_cfg)
     answers = ds['answer'] if 'answer' in ds.column_names else [None] * len(ds)
@@ -113,7 +138,7 @@ def evaluate(engine, # Any engine
     has = [i for i, a in enumerate(answers) if a is not None]
     em = exact_match([gens[i].text for i in has], [answers[i] for i in has], ids=has) if has else None
     by_id = {r['id']: r for r in (em['records'] if em else [])}
-    ci = bootstrap_ci([float(r['correct']) for r in by_id.values()], seed=seed) if has else dict(low=None, high=None)
+    ci = bootstrap_ci([float(r['correct']) for r in by_id.values()], n=n_boot, seed=seed) if has else dict(low=None, high=None)
     items = [dict(question=p[-1]['content'], answer=a, output=g.text, extracted=by_id.get(i, {}).get('pred_answer'),
                   correct=by_id[i]['correct'] if i in by_id else None, finish_reason=g.finish_reason, generated_tokens=g.generated_tokens)
              for i, (p, a, g) in enumerate(zip(ds['prompt'], answers, gens))]
@@ -128,6 +153,7 @@ def reference_nll(engine:HFEngine, # A transformers engine (its model, adapter a
                   ds, # Records with `prompt` and `completion` (the references)
                   max_length:int|None=None, # Longest prompt + reference in tokens (default: the model's context)
                   seed:int=0, # Seed of the bootstrap
+                  n_boot:int=2000, # Bootstrap resamples
                  ) -> dict:
     "Mean NLL per token of each reference completion given its prompt (teacher-forced, as in training), with a bootstrap 95% CI."
     if not isinstance(engine, HFEngine): raise EngineError(f"reference_nll needs a transformers engine (hf), not {type(engine).__name__}.")
@@ -140,7 +166,7 @@ def reference_nll(engine:HFEngine, # A transformers engine (its model, adapter a
         nll = F.cross_entropy(logits[keep].float(), y[keep], reduction='sum').item()
         items.append(dict(nll=nll / int(keep.sum()), n_tokens=int(keep.sum())))
         prog.update(k + 1)
-    ci = bootstrap_ci([i['nll'] for i in items], seed=seed)
+    ci = bootstrap_ci([i['nll'] for i in items], n=n_boot, seed=seed)
     n_tok = sum(i['n_tokens'] for i in items)
     return dict(mean_nll=ci['estimate'], ci_low=ci['low'], ci_high=ci['high'], n=len(items), n_truncated=rep['n_truncated'],
                 token_weighted_nll=sum(i['nll'] * i['n_tokens'] for i in items) / n_tok, n_tokens=n_tok, items=items)
@@ -154,18 +180,19 @@ def base_vs_tuned(model:str, # The base: embedded name, folder or Hub id
                   precision:str='auto', # auto, bf16, fp32
                   nll:bool=True, # Also score the reference likelihood
                   nll_max_length:int|None=None, # Longest prompt + reference scored (default: the context)
-                  seed:int=0) -> dict: # Bootstrap seed
+                  seed:int=0, # Bootstrap seed
+                  n_boot:int=2000) -> dict: # Bootstrap resamples of every CI
     "Both models on the same records, prompts, engine and budget: `evaluate` and `reference_nll` of each, with paired differences."
     if (adapter is None) == (tuned_model is None): raise EngineError("base_vs_tuned: give the tuned model as `adapter` or as `tuned_model` (one of them).")
     out = {}
     for name, (m, a) in (('base', (model, None)), ('tuned', (tuned_model or model, adapter))):
         eng = HFEngine(m, adapter=a, precision=precision, merge=a is not None)  # merged: the speed of a plain model
-        out[name] = evaluate(eng, ds, gen_cfg, seed=seed)
-        if nll: out[name]['reference_nll'] = reference_nll(eng, ds, max_length=nll_max_length, seed=seed)
+        out[name] = evaluate(eng, ds, gen_cfg, seed=seed, n_boot=n_boot)
+        if nll: out[name]['reference_nll'] = reference_nll(eng, ds, max_length=nll_max_length, seed=seed, n_boot=n_boot)
         eng.close(); del eng
     b, t = out['base']['items'], out['tuned']['items']
     has = [i for i, x in enumerate(b) if x['correct'] is not None]
-    out['exact_match_gain'] = bootstrap_ci([float(t[i]['correct']) for i in has], paired_with=[float(b[i]['correct']) for i in has], seed=seed) if has else None
+    out['exact_match_gain'] = bootstrap_ci([float(t[i]['correct']) for i in has], paired_with=[float(b[i]['correct']) for i in has], n=n_boot, seed=seed) if has else None
     if nll: out['nll_change'] = bootstrap_ci([x['nll'] for x in out['tuned']['reference_nll']['items']],
-                                             paired_with=[x['nll'] for x in out['base']['reference_nll']['items']], seed=seed)
+                                             paired_with=[x['nll'] for x in out['base']['reference_nll']['items']], n=n_boot, seed=seed)
     return out

@@ -6,19 +6,19 @@ Docs: https://slm-nb.github.io/slm_nb/export.html.md"""
 
 # %% ../nbs/06b_export.ipynb #6774b112
 from __future__ import annotations
-import hashlib, json, os, re, shutil, time
+import hashlib, json, os, re, shutil, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .core import ConfigError, SlmNbError, atomic_write_json, atomic_write_text, did_you_mean
-from .models import load_tokenizer, merge_adapter, resolve_model
+from .models import BASE_RECORD, load_tokenizer, merge_adapter, resolve_model
 
 # %% auto #0
-__all__ = ['FAMILIES', 'TYPES', 'QWEN2_SPLIT', 'QUANT_FTYPES', 'CHECK_PROMPTS', 'THRESHOLDS', 'ExportError', 'GGUFCheckError',
-           'family', 'pre_tokenizer', 'vocab', 'write_gguf', 'quantize_gguf', 'check_gguf', 'tiny_family_model',
-           'modelfile', 'parse_modelfile', 'export_gguf']
+__all__ = ['FAMILIES', 'TYPES', 'MARKER_KEY', 'QWEN2_SPLIT', 'QUANT_FTYPES', 'CHECK_PROMPTS', 'THRESHOLDS', 'DEFAULT_MODEL',
+           'MD_MARK', 'ExportError', 'GGUFCheckError', 'family', 'pre_tokenizer', 'vocab', 'write_gguf',
+           'quantize_gguf', 'check_gguf', 'tiny_family_model', 'modelfile', 'parse_modelfile', 'export_gguf']
 
 # %% ../nbs/06b_export.ipynb #524e4b5e
 class ExportError(SlmNbError, ValueError):
@@ -31,6 +31,7 @@ FAMILIES = {'LlamaForCausalLM': dict(arch='llama', permute_qk=True),
             'Qwen2ForCausalLM': dict(arch='qwen2', permute_qk=False),
             'Qwen3ForCausalLM': dict(arch='qwen3', permute_qk=False)}
 TYPES = ('f16', 'bf16', 'q8_0', 'q4_k_m', 'q4_0')  # f16/bf16 written here; the others by llama.cpp's quantizer from f16
+MARKER_KEY = 'slm_nb.exporter'  # a GGUF metadata key that marks the files this exporter wrote
 
 def family(config:dict) -> dict:
     "The export family of a model's `config.json`, or a refusal that names the architecture."
@@ -74,6 +75,10 @@ def vocab(tok, vocab_size:int) -> tuple[list[str], list[int], list[str]]:
     return tokens, [int(t) for t in types], [m if isinstance(m, str) else ' '.join(m) for m in merges]
 
 # %% ../nbs/06b_export.ipynb #7352d697
+def _adds_bos(tok) -> bool:
+    "Whether the tokenizer puts its BOS before a text by itself (Llama 3's post-processor does; SmolLM2's does not)."
+    return tok.bos_token_id is not None and tok('a')['input_ids'][:1] == [tok.bos_token_id]
+
 def _metadata(w, cfg:dict, fam:dict, tok, pre:str, n_vocab:int, eos_id:int|None, chat_template:str|None):
     "Shape, tokenizer, special tokens and chat template of the file."
     head_dim = cfg.get('head_dim') or cfg['hidden_size'] // cfg['num_attention_heads']
@@ -90,8 +95,9 @@ def _metadata(w, cfg:dict, fam:dict, tok, pre:str, n_vocab:int, eos_id:int|None,
     if tok.bos_token_id is not None: w.add_bos_token_id(tok.bos_token_id)
     if tok.pad_token_id is not None: w.add_pad_token_id(tok.pad_token_id)
     if tok.unk_token_id is not None: w.add_unk_token_id(tok.unk_token_id)
-    w.add_add_bos_token(bool(getattr(tok, 'add_bos_token', False)))
+    w.add_add_bos_token(_adds_bos(tok))
     w.add_chat_template(chat_template if chat_template is not None else tok.chat_template)
+    w.add_string(MARKER_KEY, 'slm_nb.export')  # llama.cpp's quantizer copies it: an export can tell its own files
 
 # %% ../nbs/06b_export.ipynb #590b7845
 def _permute(w:np.ndarray, n_head:int) -> np.ndarray:
@@ -194,9 +200,9 @@ def check_gguf(gguf_path, # The exported file
     eng = LlamaCppEngine(gguf_path, n_ctx=1024, logits_all=True)
     try:
         texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-        tmpl_ok = [render_chat(eng.template or '', p, tok.bos_token or '', tok.eos_token or '') == t for p, t in zip(prompts, texts)] if eng.template else [False]
+        tmpl_ok = [render_chat(eng.template, p, **tok.special_tokens_map) == t for p, t in zip(prompts, texts)] if eng.template else [False]
         src_ids = [tok(t, add_special_tokens=False)['input_ids'] for t in texts]
-        tok_ok = [eng.llm.tokenize(t.encode(), add_bos=eng.add_bos, special=True) == x for t, x in zip(texts, src_ids)]
+        tok_ok = [eng.tokenize(t) == x for t, x in zip(texts, src_ids)]  # what the llamacpp engine sends
         top1, kls, maxdiff, gens = [], [], 0.0, []
         for ids in src_ids:
             eng.llm.reset(); eng.llm.eval(ids)
@@ -292,14 +298,24 @@ def parse_modelfile(text:str) -> dict:
     return dict(out, PARAMETER=params)
 
 # %% ../nbs/06b_export.ipynb #bab39cf8
+DEFAULT_MODEL = 'smollm2-135m-instruct'
+MD_MARK = '<!-- Written by slm_nb.export: a new export into this folder replaces this file. -->'
+
 def _source_folder(model, adapter, work:Path) -> Path:
-    "The Hugging Face folder to export: the model itself, or model + adapter merged (fp32) into `work`."
-    if adapter is None: return resolve_model(model)
+    "The folder to export: the model itself, or the adapter merged (fp32) into `model`, by default the base it records."
+    if adapter is None: return resolve_model(model or DEFAULT_MODEL)
     return merge_adapter(adapter, out_dir=work/'merged', precision='fp32', base_model=None if model is None else str(model))
+
+def _base_name(model, adapter) -> str:
+    "The base an export starts from: the named model, else the base the adapter records, else the default."
+    if model is not None or adapter is None: return str(model or DEFAULT_MODEL)
+    rec = Path(adapter)/BASE_RECORD
+    if rec.exists(): return json.loads(rec.read_text())['base_model']
+    return json.loads((Path(adapter)/'adapter_config.json').read_text()).get('base_model_name_or_path') or '?'
 
 def _readme(name:str, type:str, report:dict, model:str, adapter) -> str:
     ok = 'passed' if report['passed'] else 'FAILED'
-    return (f"# {name}\n\nExported by slm_nb from `{model}`" + (f" + adapter `{adapter}` (merged)" if adapter else '') + f", type `{type}`.\n\n"
+    return (f"{MD_MARK}\n# {name}\n\nExported by slm_nb from `{model}`" + (f" + adapter `{adapter}` (merged)" if adapter else '') + f", type `{type}`.\n\n"
             f"Self-check {ok}: top-1 agreement {report['top1_agreement']:.3f}, mean KL {report['mean_kl']:.2g} over "
             f"{report['positions']} positions; tokenizer and chat template identical: {report['checks']['tokenizer'] and report['checks']['chat_template']} "
             f"(details in gguf_check.json).\n\n## llama.cpp\n\n```sh\nllama-cli -m {name} -cnv\nllama-server -m {name} --port 8080   "
@@ -307,8 +323,39 @@ def _readme(name:str, type:str, report:dict, model:str, adapter) -> str:
             f"## Ollama\n\n```sh\nollama create my-model -f Modelfile\nollama run my-model\n```\n\n"
             f"## slm_nb\n\n```python\nfrom slm_nb.evaluation import get_engine\neng = get_engine('llamacpp', '{name}')\n```\n")
 
+# %% ../nbs/06b_export.ipynb #e0a11001
+def _written_by_export(p:Path, earlier:dict) -> bool:
+    "Whether the existing `p` was written by an export (its marker; older exports: their known first lines and fields)."
+    if not p.is_file(): return False
+    if p.suffix == '.gguf':
+        from gguf import GGUFReader
+        try: return MARKER_KEY in GGUFReader(p).fields or earlier.get('file') == p.name
+        except Exception: return False
+    head = p.read_text(errors='replace')[:4000]
+    if p.name == 'Modelfile': return head.startswith('# Written by slm_nb.export')
+    if p.name == 'README.md': return head.startswith(MD_MARK) or '\n\nExported by slm_nb from `' in head or head.endswith('\n\nUnchecked export.\n')
+    return p.name == 'gguf_check.json' and (earlier.get('written_by') == 'slm_nb.export' or 'quantizer_fallbacks' in earlier)
+
+def _refuse_foreign(out_dir:Path, gguf_name:str):
+    "Refuse, naming it, a file in `out_dir` that the export would replace but that no export wrote."
+    try: earlier = json.loads((out_dir/'gguf_check.json').read_text())
+    except (OSError, ValueError): earlier = {}
+    earlier = earlier if isinstance(earlier, dict) else {}
+    for n in (gguf_name, 'Modelfile', 'README.md', 'gguf_check.json'):
+        if (out_dir/n).exists() and not _written_by_export(out_dir/n, earlier):
+            raise ExportError(f"{out_dir/n}: exists and was not written by slm_nb's export, which would replace it (it writes the .gguf "
+                              "file, Modelfile, README.md and gguf_check.json). Export into another folder (--out), or move that file away.")
+
 # %% ../nbs/06b_export.ipynb #891f8490
-def export_gguf(model:str='smollm2-135m-instruct', # Embedded name, folder or Hub id (the base, when `adapter` is given)
+def _keep(path:Path, out_dir:Path, report:dict, stem:str, type:str) -> Path:
+    "Give the checked file its final name (atomically), or keep a failed one as *.FAILED-CHECK.gguf with its report."
+    ok = report['passed'] is not False
+    final = out_dir/(f'{stem}.{type}.gguf' if ok else f'{stem}.{type}.FAILED-CHECK.gguf')
+    os.replace(path, final); report['file'] = final.name
+    if not ok: atomic_write_json(final.with_suffix('.json'), report)
+    return final
+
+def export_gguf(model:str|None=None, # Embedded name, folder or Hub id; with `adapter`, its base (default: the base it records)
                 out_dir='gguf', # Folder for the file, Modelfile, README and check report
                 type:str='q8_0', # f16, bf16, q8_0, q4_k_m or q4_0
                 adapter:str|None=None, # A LoRA adapter folder to merge first
@@ -316,26 +363,28 @@ def export_gguf(model:str='smollm2-135m-instruct', # Embedded name, folder or Hu
                 check:bool=True) -> dict: # Run the self-check (always, unless you know why not)
     "Export to GGUF, check the file against the source model, write Modelfile + README; the report (long because it is the whole road, step by step)."
     if type not in TYPES: raise ConfigError(f"GGUF type {type!r}.{did_you_mean(type, list(TYPES))} Types: {', '.join(TYPES)}.")
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    work = out_dir/'.work'; work.mkdir(exist_ok=True)
+    out_dir = Path(out_dir)
+    stem = name or Path(adapter or resolve_model(model or DEFAULT_MODEL)).name
+    if out_dir.exists(): _refuse_foreign(out_dir, f'{stem}.{type}.gguf')
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix='.export-', dir=out_dir))  # same file system: the checked file is renamed, not copied
     try:
         t0 = time.perf_counter()
         src = _source_folder(model, adapter, work)
-        stem = name or (Path(adapter).name if adapter else Path(src).name)
-        if type in ('f16', 'bf16'): path, fallbacks = write_gguf(src, out_dir/f'{stem}.{type}.gguf', type), []
-        else: path, fallbacks = quantize_gguf(write_gguf(src, work/f'{stem}.f16.gguf'), out_dir/f'{stem}.{type}.gguf', type)
+        tmp = work/f'{stem}.{type}.gguf'
+        if type in ('f16', 'bf16'): path, fallbacks = write_gguf(src, tmp, type), []
+        else: path, fallbacks = quantize_gguf(write_gguf(src, work/f'{stem}.source.f16.gguf'), tmp, type)
         report = check_gguf(path, src, type) if check else dict(passed=None, note='self-check skipped on request')
-        tok = load_tokenizer(src)
-        report.update(source=str(model), adapter=str(adapter) if adapter else None, bytes=path.stat().st_size,
+        report.update(written_by='slm_nb.export', source=_base_name(model, adapter), adapter=str(adapter) if adapter else None, bytes=path.stat().st_size,
                       quantizer_fallbacks=fallbacks, seconds=round(time.perf_counter() - t0, 1))
-        if report['passed'] is False: path = path.rename(path.with_name(path.stem + '.FAILED-CHECK.gguf'))
-        report['file'] = path.name
-        atomic_write_text(out_dir/'Modelfile', modelfile(path.name, tok, json.loads((Path(src)/'config.json').read_text())['max_position_embeddings']))
-        atomic_write_text(out_dir/'README.md', _readme(path.name, type, report, str(model), adapter) if check else f'# {path.name}\n\nUnchecked export.\n')
-        atomic_write_json(out_dir/'gguf_check.json', report)
+        path = _keep(path, out_dir, report, stem, type)
+        if report['passed'] is not False:
+            atomic_write_text(out_dir/'Modelfile', modelfile(path.name, load_tokenizer(src), json.loads((Path(src)/'config.json').read_text())['max_position_embeddings']))
+            atomic_write_text(out_dir/'README.md', _readme(path.name, type, report, report['source'], adapter) if check else f'{MD_MARK}\n# {path.name}\n\nUnchecked export.\n')
+            atomic_write_json(out_dir/'gguf_check.json', report)
     finally: shutil.rmtree(work, ignore_errors=True)
     if report['passed'] is False:
         bad = [k for k, v in report['checks'].items() if not v]
         raise GGUFCheckError(f"{path}: the GGUF does not answer like its source ({', '.join(bad)} failed; top-1 {report['top1_agreement']:.3f}, "
-                             f"mean KL {report['mean_kl']:.2g}); kept under that name, report in {out_dir/'gguf_check.json'}.")
+                             f"mean KL {report['mean_kl']:.2g}); kept under that name, report in {path.with_suffix('.json')}.")
     return report

@@ -1,4 +1,4 @@
-"""LLM judges behind one interface (Gemini through google-genai, any OpenAI-compatible endpoint, a local transformers model): a defined rubric, reference-guided grading, position-swapped pairwise comparison, retries that honour RetryInfo, a persistent cache, cost accounting, and a report with bootstrap confidence intervals.
+"""LLM judges behind one interface (Gemini through google-genai, any OpenAI-compatible endpoint, a local transformers model): versioned prompts with a rubric per kind of task, the judge configuration, and the backends.
 
 Docs: https://slm-nb.github.io/slm_nb/judge.html.md"""
 
@@ -6,33 +6,24 @@ Docs: https://slm-nb.github.io/slm_nb/judge.html.md"""
 
 # %% ../nbs/07_judge.ipynb #1ffb0590
 from __future__ import annotations
-import contextlib, hashlib, json, logging, math, os, random, re, secrets, sqlite3, threading, time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import os, re, threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Literal
 
-import numpy as np
-import pandas as pd
 from fastcore.basics import patch
 from pydantic import BaseModel, Field, ValidationError
 
 from google import genai
 from google.genai import errors as genai_errors, types as genai_types
-from matplotlib.figure import Figure
 
-from .core import SlmNbError, ConfigError, Config, atomic_write_text, atomic_write_json, cache_dir, did_you_mean
-from .scoring import bootstrap_ci, correlation, agreement
+from .core import SlmNbError, ConfigError, Config, did_you_mean
 from .engines import GenConfig, HFEngine, OpenAIClient, OpenAIHTTPError, is_loopback
 
 # %% auto #0
 __all__ = ['PROMPT_VERSION', 'KINDS', 'RUBRICS', 'SINGLE_SYSTEM', 'SINGLE_TEMPLATE', 'PAIR_SYSTEM', 'PAIR_TEMPLATE',
-           'REASK_TEMPLATE', 'PRICES_USD_PER_MTOK', 'RETRYABLE_HTTP', 'GEMINI_ENDPOINT', 'BATCH_DEAD', 'BATCH_DONE',
-           'CORRUPTIONS', 'SingleGrade', 'PairVerdict', 'render_single', 'render_pairwise', 'rubric_kind',
-           'JudgeConfig', 'JudgeCallError', 'CallResult', 'Judge', 'retry_delay_s', 'GeminiJudge', 'OpenAIJudge',
-           'LocalJudge', 'make_judge', 'cache_key', 'JudgeCache', 'backoff_delay_s', 'check_reply', 'judge_one',
-           'open_cache', 'run_judge', 'grade_single', 'grade_pairwise', 'run_batch', 'judge_report', 'report_table',
-           'plot_report', 'save_records', 'corrupt', 'known_bad_control', 'judge_session', 'judge_base_tuned']
+           'REASK_TEMPLATE', 'PRICES_USD_PER_MTOK', 'RETRYABLE_HTTP', 'GEMINI_ENDPOINT', 'SingleGrade', 'PairVerdict',
+           'render_single', 'render_pairwise', 'rubric_kind', 'JudgeConfig', 'JudgeCallError', 'CallResult', 'Judge',
+           'retry_delay_s', 'GeminiJudge', 'OpenAIJudge', 'LocalJudge', 'make_judge']
 
 # %% ../nbs/07_judge.ipynb #ede7707e
 PROMPT_VERSION = 'judge-v3'  # v3: one rubric per kind of task; v2: the pairwise system prompt shows single braces
@@ -158,10 +149,20 @@ def render_pairwise(question:str, # The problem
             PAIR_TEMPLATE.format(question=_fence(question), answer_a=_fence(answer_a), answer_b=_fence(answer_b),
                                  reference_block=_reference_block(reference), noun=noun))
 
+# %% ../nbs/07_judge.ipynb #381de33c
+_MATH = re.compile(r'\$|\\[(\[]|\\begin\{|\\(?:frac|int|sum|lim|sqrt|leq?|geq?|infty)(?![a-zA-Z])')
+_PROOF_ASK = re.compile(r'\b(?:prove|proof|show that|demonstrate that)\b', re.I)
+
+def _text_of(messages) -> str:
+    if isinstance(messages, str): return messages
+    return '\n'.join(str(m.get('content') or '') for m in messages or [] if isinstance(m, dict) and m.get('role') != 'system')
+
 def rubric_kind(record:dict) -> str:
-    "The rubric a normalized record needs: 'answer' when it has an exact answer, 'proof' for DEMI-style problems, else 'instruction'."
+    "The rubric a normalized record needs, read from its content (any loader keeps it): 'answer', 'proof' or 'instruction'."
     if record.get('answer') is not None: return 'answer'
-    return 'proof' if str((record.get('meta') or {}).get('source') or '').startswith('demi') else "instruction"
+    question, reference = _text_of(record.get('prompt')), _text_of(record.get('completion'))
+    if _MATH.search(question) or _MATH.search(reference) or _PROOF_ASK.search(question): return 'proof'
+    return 'instruction'
 
 # %% ../nbs/07_judge.ipynb #3aac3c4f
 PRICES_USD_PER_MTOK = {
@@ -175,6 +176,7 @@ class JudgeConfig(Config):
     "How to judge: backend, model id, generation settings, concurrency, retries, cache and prices."
     backend: Literal['gemini', 'openai', 'local'] = 'gemini'  # Which judge class
     model: str = 'gemini-2.5-flash'  # Model id (Gemini name, served-model name, or local model folder)
+    model_fingerprint: str|None = None  # What identifies the weights when the model name does not (e.g. the GGUF's SHA-256); part of the cache key
     base_url: str|None = None  # Endpoint: None for the Gemini API; an OpenAI-compatible .../v1 URL; the stand-in's URL
     temperature: float = 0.0  # Sampling temperature of the judge
     max_output_tokens: int = 2048  # Output budget per call (Gemini counts thinking tokens in it)
@@ -193,14 +195,16 @@ class JudgeConfig(Config):
     batch_poll_s: float = 30.0  # First wait between polls of a batch job; grows 1.5x per poll up to `backoff_max_s`
     batch_deadline_s: float = 24 * 3600.0  # Give up waiting for a batch job after this long; what is missing goes per call
     batch_discount: float = 0.5  # Batch price as a share of the per-call price (Gemini: 50%)
+    batch_max_poll_failures: int = 5  # Polls of a batch job failing in a row before it is abandoned (cancelled) and its judgments go per call
 
     def validate(self):
         if self.concurrency < 1: raise ConfigError(f"JudgeConfig: `concurrency` = {self.concurrency} should be >= 1.")
         if not 0 <= self.max_reasks <= 2: raise ConfigError(f"JudgeConfig: `max_reasks` = {self.max_reasks} should be 0, 1 or 2.")
         if self.max_retries < 0 or self.timeout_s <= 0: raise ConfigError("JudgeConfig: `max_retries` >= 0 and `timeout_s` > 0 expected.")
         if self.max_cost_usd is not None and self.max_cost_usd < 0: raise ConfigError(f"JudgeConfig: `max_cost_usd` = {self.max_cost_usd} should be >= 0.")
-        if self.batch_poll_s <= 0 or self.batch_deadline_s <= 0 or not 0 < self.batch_discount <= 1:
-            raise ConfigError("JudgeConfig: `batch_poll_s` > 0, `batch_deadline_s` > 0 and 0 < `batch_discount` <= 1 expected.")
+        if self.batch_poll_s <= 0 or self.batch_deadline_s <= 0 or not 0 < self.batch_discount <= 1 or self.batch_max_poll_failures < 1:
+            raise ConfigError("JudgeConfig: `batch_poll_s` > 0, `batch_deadline_s` > 0, 0 < `batch_discount` <= 1 and "
+                              "`batch_max_poll_failures` >= 1 expected.")
         for m, p in self.prices.items():
             if not isinstance(p, dict) or set(p) != {'input', 'output'}:
                 raise ConfigError(f"JudgeConfig: `prices[{m!r}]` = {p!r} should be {{'input': usd_per_mtok, 'output': usd_per_mtok}}.")
@@ -251,12 +255,13 @@ class Judge:
 
     @property
     def judge_id(self) -> str:
-        "The judge's identity in the cache key: backend, model and endpoint (a stand-in's verdict is never served as the real API's)."
-        return f"{self.cfg.backend}:{self.cfg.model}" + (f"@{self.endpoint.rstrip('/')}" if self.endpoint else '')
+        "The judge's identity in the cache key: backend, model, the weights' fingerprint if given, and endpoint."
+        fp = f"[{self.cfg.model_fingerprint}]" if self.cfg.model_fingerprint else ''
+        return f"{self.cfg.backend}:{self.cfg.model}{fp}" + (f"@{self.endpoint.rstrip('/')}" if self.endpoint else '')
 
     def identity(self) -> dict:
         "Backend, model, endpoint, whether prompts leave the machine, and the prompt version: what a report must name."
-        return dict(backend=self.cfg.backend, model=self.cfg.model, endpoint=self.endpoint, hosted=self.hosted,
+        return dict(backend=self.cfg.backend, model=self.cfg.model, model_fingerprint=self.cfg.model_fingerprint, endpoint=self.endpoint, hosted=self.hosted,
                     standin=getattr(self, 'is_standin', False), judge_id=self.judge_id, prompt_version=PROMPT_VERSION)
 
     def gen_config(self) -> dict:
@@ -281,7 +286,7 @@ def reserve(self:Judge, usd:float|None) -> bool:
 
 @patch
 def settle(self:Judge, reserved:float|None, spent:float|None):
-    "Replace a call's booking by what it cost."
+    "Replace a call's booking by what it cost, in one step (under one lock, so no other call sees the booking gone and the cost not yet counted)."
     with self._lock: self._reserved -= reserved or 0.0; self.spent_usd += spent or 0.0
 
 @patch
@@ -457,567 +462,3 @@ def make_judge(cfg:JudgeConfig|dict, # The judge configuration
     "The judge backend `cfg.backend` names, built from `cfg` (keys from the environment)."
     cfg = cfg if isinstance(cfg, JudgeConfig) else JudgeConfig.from_dict(cfg)
     return {'gemini': GeminiJudge, 'openai': OpenAIJudge, 'local': LocalJudge}[cfg.backend](cfg=cfg)
-
-# %% ../nbs/07_judge.ipynb #7a767660
-def cache_key(judge_id:str, # Backend and model, e.g. 'gemini:gemini-2.5-flash'
-              system:str, # Rendered system prompt
-              prompt:str, # Rendered user prompt
-              gen_config:dict, # Generation settings that change the reply
-              schema:type[BaseModel], # Output schema
-              prompt_version:str=PROMPT_VERSION, # Template version
-             ) -> str:
-    "The cache key of one judgment: SHA-256 over judge, prompt version, prompts, generation config and schema."
-    blob = json.dumps(dict(judge=judge_id, prompt_version=prompt_version, system=system, prompt=prompt,
-                           gen_config=gen_config, schema=schema.model_json_schema()), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-class JudgeCache:
-    "Successful judgments in an SQLite file, keyed by `cache_key`; safe to share between threads."
-    def __init__(self, path=None, # The SQLite file (default: `judge_cache.sqlite` in slm_nb's cache directory)
-                ):
-        self.path = Path(path) if path else cache_dir()/'judge_cache.sqlite'
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        with self._lock:
-            self._db.execute('PRAGMA journal_mode=WAL'); self._db.execute('PRAGMA synchronous=NORMAL')
-            self._db.execute('CREATE TABLE IF NOT EXISTS batch_jobs (hash TEXT PRIMARY KEY, name TEXT, judge TEXT, n INTEGER, '
-                             'state TEXT, created REAL)')
-            self._db.execute('CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, judge TEXT, prompt_version TEXT, '
-                             'created REAL, value TEXT)')
-            self._db.commit()
-
-    def get(self, key:str) -> dict|None:
-        with self._lock: row = self._db.execute('SELECT value FROM judgments WHERE key=?', (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put(self, key:str, judge_id:str, value:dict, prompt_version:str=PROMPT_VERSION):
-        with self._lock:
-            self._db.execute('INSERT OR REPLACE INTO judgments VALUES (?,?,?,?,?)', (key, judge_id, prompt_version, time.time(), json.dumps(value)))
-            self._db.commit()
-
-    def __len__(self) -> int:
-        with self._lock: return self._db.execute('SELECT COUNT(*) FROM judgments').fetchone()[0]
-
-    def close(self):
-        with self._lock: self._db.close()
-
-    def __repr__(self): return f"JudgeCache({self.path}, {len(self)} judgments)"
-
-# %% ../nbs/07_judge.ipynb #986ea33d
-def backoff_delay_s(attempt:int, # 0 for the first retry
-                    base_s:float=1.0, # First delay
-                    max_s:float=60.0, # Cap
-                    retry_after_s:float|None=None, # What the server asked for (RetryInfo / Retry-After)
-                    rng:random.Random|None=None,
-                   ) -> float:
-    "Seconds to wait before retry `attempt`: the server's delay if given (plus up to 10% jitter), else capped exponential with jitter."
-    rng = rng or random
-    if retry_after_s is not None: return retry_after_s * (1 + 0.1 * rng.random())
-    d = min(max_s, base_s * 2 ** attempt)
-    return d / 2 + rng.random() * d / 2
-
-# %% ../nbs/07_judge.ipynb #3671e070
-_ZERO_USAGE = dict(prompt_tokens=0, output_tokens=0, thoughts_tokens=0)
-
-def _cost(cfg:JudgeConfig, usage:dict) -> float|None:
-    p = cfg.price(cfg.model)
-    if p is None: return None
-    return (usage['prompt_tokens'] * p['input'] + (usage['output_tokens'] + usage['thoughts_tokens']) * p['output']) / 1e6
-
-def _worst_cost(cfg:JudgeConfig, system:str, messages:list) -> float|None:
-    "An upper bound of one call's cost: about 3 characters a token (real text averages 4), and the whole output budget."
-    chars = len(system) + sum(len(m['content'] or '') for m in messages)
-    return _cost(cfg, dict(prompt_tokens=chars / 3 + 50, output_tokens=cfg.max_output_tokens, thoughts_tokens=0))
-
-# %% ../nbs/07_judge.ipynb #feb6233f
-def _call_with_retries(judge:Judge, messages, system, schema, counters:dict, sleep=time.sleep) -> CallResult:
-    cfg = judge.cfg
-    for attempt in range(cfg.max_retries + 1):
-        counters['calls'] += 1
-        try: return judge.call(messages, system, schema)
-        except JudgeCallError as e:
-            if not e.retryable: raise
-            if attempt == cfg.max_retries:
-                raise JudgeCallError(f"{e} (gave up after {attempt} retries)", kind=e.kind, code=e.code) from None
-            if e.retry_after_s is not None and e.retry_after_s > cfg.backoff_max_s:
-                raise JudgeCallError(f"{e} (server asked to wait {e.retry_after_s:g}s > backoff_max_s={cfg.backoff_max_s:g})",
-                                     kind=e.kind, code=e.code) from None
-            counters['retries'] += 1
-            sleep(backoff_delay_s(attempt, cfg.backoff_s, cfg.backoff_max_s, e.retry_after_s))
-
-# %% ../nbs/07_judge.ipynb #30c70644
-def check_reply(res:CallResult, schema:type[BaseModel]) -> tuple[dict|None, str|None, str|None]:
-    "(verdict, problem, failure kind) of one reply: it must have stopped normally and match the schema."
-    if res.finish_reason != 'STOP': return None, f"the reply stopped with finishReason {res.finish_reason}", 'finish_reason'
-    if res.parsed is None: return None, "the reply was not a JSON object matching the schema", 'parse'
-    try: return schema.model_validate(res.parsed).model_dump(), None, None
-    except ValidationError as e: return None, f"the JSON broke the schema ({e.errors()[0]['msg']})", 'parse'
-
-# %% ../nbs/07_judge.ipynb #481d2d2c
-def judge_one(judge:Judge, # The judge backend
-              system:str, # Rendered system prompt
-              prompt:str, # Rendered user prompt
-              schema:type[BaseModel], # Output schema
-              cache:JudgeCache|None=None, # Where successful judgments are kept
-             ) -> dict:
-    "One judgment with retries and re-asks: a record with `status` 'ok' and `parsed`, or 'failed' with `failure_kind` and `failure`. (long because it is one loop: cache, budget, call, check, re-ask)"
-    cfg, t0 = judge.cfg, time.perf_counter()
-    key = cache_key(judge.judge_id, system, prompt, judge.gen_config(), schema)
-    base = dict(judge=judge.judge_id, prompt_version=PROMPT_VERSION, cache_key=key)
-    if cache is not None and cfg.use_cache and (hit := cache.get(key)) is not None:
-        return {**base, **hit, 'status': 'ok', 'cached': True, 'calls': 0, 'retries': 0, 'reasks': 0, **_ZERO_USAGE,
-                'cost_usd': 0.0, 'latency_s': time.perf_counter() - t0}
-    counters, usage = dict(calls=0, retries=0), dict(_ZERO_USAGE)
-    messages, reasks = [dict(role='user', content=prompt)], 0
-    def done(**kw):
-        return {**base, 'cached': False, **counters, 'reasks': reasks, **usage, 'cost_usd': _cost(cfg, usage),
-                'latency_s': time.perf_counter() - t0, **kw}
-    while True:
-        if not judge.reserve(booked := _worst_cost(cfg, system, messages)):
-            return done(status='failed', failure_kind='cost_cap', parsed=None, failure=f"not sent: with {judge.spent_usd:.4f} USD "
-                        f"spent, this call (up to {booked:.4f} USD) could pass max_cost_usd={cfg.max_cost_usd}")
-        judge.notify_once()
-        try: res = _call_with_retries(judge, messages, system, schema, counters)
-        except JudgeCallError as e: return done(status='failed', failure_kind=e.kind, failure=str(e), parsed=None)
-        except Exception as e:  # a bug in a backend must not lose the item
-            return done(status='failed', failure_kind='error', failure=f"{type(e).__name__}: {str(e)[:300]}", parsed=None)
-        finally: judge.settle(booked, None)
-        judge.settle(0.0, _cost(cfg, {k: getattr(res, k) for k in _ZERO_USAGE}))
-        for k in _ZERO_USAGE: usage[k] += getattr(res, k)
-        parsed, problem, kind = check_reply(res, schema)
-        if problem is None:
-            value = dict(parsed=parsed, model_version=res.model_version, original_usage=dict(usage))
-            if cache is not None and cfg.use_cache: cache.put(key, judge.judge_id, value)
-            return done(status='ok', failure_kind=None, failure=None, **value)
-        if reasks >= cfg.max_reasks:
-            return done(status='failed', failure_kind=kind, failure=f"{problem} (after {reasks} re-asks)", parsed=None, last_text=(res.text or '')[:500])
-        reasks += 1
-        messages = messages + [dict(role='assistant', content=res.text or ''), dict(role='user', content=REASK_TEMPLATE.format(problem=problem))]
-
-# %% ../nbs/07_judge.ipynb #20a59334
-def open_cache(judge:Judge, cache=None) -> JudgeCache|None:
-    "The cache to use: `cache` if given (a `JudgeCache` or a path; False for none), else the judge config's."
-    if cache is False or not judge.cfg.use_cache: return None
-    if isinstance(cache, JudgeCache): return cache
-    return JudgeCache(cache or judge.cfg.cache_path)
-
-def run_judge(judge:Judge, # The judge backend
-              requests:list[dict], # Each: {'system', 'prompt', 'schema', ...}; other keys are copied to the record
-              cache=None, # A `JudgeCache`, a path, False for none, or None for the judge config's
-              concurrency:int|None=None, # Default: the judge config's (capped by the backend)
-              on_record:Callable|None=None, # Called with each record as it completes
-             ) -> list[dict]:
-    "Judge every request concurrently; one record per request, in order, each with a verdict or a recorded failure."
-    cache = open_cache(judge, cache)
-    workers = max(1, min(concurrency or judge.cfg.concurrency, judge.max_concurrency, len(requests) or 1))
-    out, first, dups = [None] * len(requests), {}, {}
-    for i, r in enumerate(requests):  # identical requests are judged once
-        k = (r['system'], r['prompt'], r['schema'].__name__)
-        if k in first: dups.setdefault(first[k], []).append(i)
-        else: first[k] = i
-    extra = lambda i: {k: v for k, v in requests[i].items() if k not in ('system', 'prompt', 'schema')}
-    def finish(i, res):
-        out[i] = {**extra(i), **res}
-        if on_record: on_record(out[i])
-        for d in dups.get(i, []):
-            out[d] = {**extra(d), **res, 'cached': True, 'calls': 0, 'retries': 0, 'reasks': 0, **_ZERO_USAGE, 'cost_usd': 0.0}
-            if on_record: on_record(out[d])
-    uniq = list(first.values())
-    if judge.cfg.mode == 'batch':  # one batch job for what the cache lacks; whatever it does not deliver goes per call below
-        for j, rec in run_batch(judge, [requests[i] for i in uniq], cache).items(): finish(uniq[j], rec)
-    ex = ThreadPoolExecutor(workers, thread_name_prefix='judge')
-    try:
-        futs = {ex.submit(judge_one, judge, requests[i]['system'], requests[i]['prompt'], requests[i]['schema'], cache): i
-                for i in uniq if out[i] is None}
-        for f in as_completed(futs): finish(futs[f], f.result())
-    finally: ex.shutdown(wait=True, cancel_futures=True)
-    return out
-
-# %% ../nbs/07_judge.ipynb #8c903e93
-def grade_single(judge:Judge, # The judge backend
-                 items:list[dict], # {'question', 'answer', optional 'reference', 'kind' (`KINDS`, default 'answer'), 'id'}
-                 cache=None, # See `run_judge`
-                 concurrency:int|None=None, # See `run_judge`
-                 on_record:Callable|None=None, # See `run_judge`
-                ) -> list[dict]:
-    "Grade each answer on the 1-10 rubric of its kind (reference-guided when the item has a reference); one record per item."
-    reqs = []
-    for i, it in enumerate(items):
-        kind = it.get('kind', 'answer')
-        system, prompt = render_single(it['question'], it['answer'], it.get('reference'), kind=kind)
-        reqs.append(dict(id=it.get('id', i), mode='single', kind=kind, answer_chars=len(str(it['answer'] or '')),
-                         has_reference=it.get('reference') is not None, system=system, prompt=prompt, schema=SingleGrade))
-    recs = run_judge(judge, reqs, cache=cache, concurrency=concurrency, on_record=on_record)
-    for r in recs:
-        p = r.pop('parsed', None) or {}
-        r.update(score=p.get('score'), correct=p.get('correct'), reasoning=p.get('reasoning'))
-    return recs
-
-# %% ../nbs/07_judge.ipynb #bae015b0
-def _combine_pair(ab:dict, ba:dict|None) -> dict:
-    "A pair's record from its AB (a shown first) and BA (b shown first) judgments."
-    to_ab = {'A': 'a', 'B': 'b', 'tie': 'tie'}
-    to_ba = {'A': 'b', 'B': 'a', 'tie': 'tie'}
-    calls = [c for c in (ab, ba) if c is not None]
-    failed = [c for c in calls if c['status'] != 'ok']
-    v_ab = to_ab[ab['parsed']['verdict']] if ab['status'] == 'ok' else None
-    v_ba = to_ba[ba['parsed']['verdict']] if ba is not None and ba['status'] == 'ok' else None
-    rec = dict(verdict_ab=v_ab, verdict_ba=v_ba, reasoning_ab=(ab.get('parsed') or {}).get('reasoning'),
-               reasoning_ba=(ba.get('parsed') or {}).get('reasoning') if ba else None)
-    if failed:
-        rec.update(status='failed', winner=None, consistent=None, failure_kind=failed[0]['failure_kind'],
-                   failure='; '.join(f"{c['order']}: {c['failure']}" for c in failed))
-    elif ba is None: rec.update(status='ok', winner=v_ab, consistent=None, failure_kind=None, failure=None)
-    else:
-        ok = v_ab == v_ba
-        rec.update(status='ok', winner=v_ab if ok else 'tie', consistent=ok, failure_kind=None, failure=None)
-    rec['outcome_a'] = {'a': 1.0, 'tie': 0.5, 'b': 0.0}.get(rec['winner'], float('nan'))
-    for k in ('calls', 'retries', 'reasks', *_ZERO_USAGE): rec[k] = sum(c[k] for c in calls)
-    costs = [c['cost_usd'] for c in calls]
-    rec['cost_usd'] = None if any(x is None for x in costs) else sum(costs)
-    rec['cached'] = all(c['cached'] for c in calls)
-    return rec
-
-def grade_pairwise(judge:Judge, # The judge backend
-                   items:list[dict], # {'question', 'answer_a', 'answer_b', optional 'reference', 'kind', 'id'}
-                   swap:bool=True, # Judge both orders (recommended); False: a always shown first
-                   cache=None, # See `run_judge`
-                   concurrency:int|None=None, # See `run_judge`
-                   on_record:Callable|None=None, # See `run_judge` (called per order)
-                  ) -> list[dict]:
-    "Compare `answer_a` with `answer_b` per item in both orders; winner 'a'|'b'|'tie' (inconsistent -> tie), or a recorded failure."
-    reqs = []
-    for i, it in enumerate(items):
-        iid = it.get('id', i)
-        orders = [('AB', it['answer_a'], it['answer_b'])] + ([('BA', it['answer_b'], it['answer_a'])] if swap else [])
-        for order, first, second in orders:
-            system, prompt = render_pairwise(it['question'], first, second, it.get('reference'), kind=it.get('kind', 'answer'))
-            reqs.append(dict(id=iid, order=order, system=system, prompt=prompt, schema=PairVerdict))
-    recs = run_judge(judge, reqs, cache=cache, concurrency=concurrency, on_record=on_record)
-    out, k = [], 0
-    for i, it in enumerate(items):
-        ab = recs[k]; ba = recs[k + 1] if swap else None
-        k += 2 if swap else 1
-        out.append(dict(id=it.get('id', i), mode='pairwise', swap=swap, judge=ab['judge'], prompt_version=PROMPT_VERSION,
-                        a_chars=len(str(it['answer_a'] or '')), b_chars=len(str(it['answer_b'] or '')), **_combine_pair(ab, ba)))
-    return out
-
-# %% ../nbs/07_judge.ipynb #8c178d36
-BATCH_DEAD = {'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED'}  # ended without results
-BATCH_DONE = BATCH_DEAD | {'JOB_STATE_SUCCEEDED', 'JOB_STATE_PARTIALLY_SUCCEEDED'}
-
-@patch
-def batch_job(self:JudgeCache, job_hash:str) -> dict|None:
-    "The batch job recorded for these requests, unless it ended without results."
-    with self._lock: row = self._db.execute('SELECT name, state, n FROM batch_jobs WHERE hash=?', (job_hash,)).fetchone()
-    return dict(name=row[0], state=row[1], n=row[2]) if row and row[1] not in BATCH_DEAD else None
-
-@patch
-def record_batch(self:JudgeCache, job_hash:str, name:str, judge_id:str, n:int, state:str):
-    "Record (or update) the batch job of these requests."
-    with self._lock:
-        self._db.execute('INSERT OR REPLACE INTO batch_jobs VALUES (?,?,?,?,?,?)', (job_hash, name, judge_id, n, state, time.time()))
-        self._db.commit()
-
-# %% ../nbs/07_judge.ipynb #796ce31d
-@patch
-def batch_create(self:GeminiJudge, requests:list[dict], display_name:str) -> str:
-    "Submit `requests` ({'system', 'prompt', 'schema', 'key'}) as one inline Gemini Batch job; the job's name."
-    t = genai_types
-    src = [t.InlinedRequest(model=self.cfg.model, contents=[t.Content(role='user', parts=[t.Part(text=r['prompt'])])],
-                            config=self.request_config(r['system'], r['schema']), metadata={'key': r['key']}) for r in requests]
-    try: return self.client.batches.create(model=self.cfg.model, src=src, config={'display_name': display_name}).name
-    except genai_errors.APIError as e: raise JudgeCallError(f"batch create: HTTP {e.code} {e.status}: {str(e.message)[:300]}", kind='api') from None
-    except Exception as e: raise _transport_error(e) from None
-
-@patch
-def batch_get(self:GeminiJudge, name:str) -> tuple[str, list|None]:
-    "The job's state and, once it succeeded, (cache key, `CallResult` or `JudgeCallError`) per request."
-    try: job = self.client.batches.get(name=name)
-    except genai_errors.APIError as e: raise JudgeCallError(f"batch get: HTTP {e.code} {e.status}", kind='api', retryable=True) from None
-    except Exception as e: raise _transport_error(e) from None
-    state = getattr(job.state, 'name', str(job.state))
-    if state not in BATCH_DONE or state in BATCH_DEAD or not (job.dest and job.dest.inlined_responses): return state, None
-    return state, [((r.metadata or {}).get('key'), JudgeCallError(f"batch entry failed: {r.error.code} {r.error.message}", kind='api')
-                    if r.error is not None else _gemini_result(r.response)) for r in job.dest.inlined_responses]
-
-# %% ../nbs/07_judge.ipynb #8ef22b96
-def _batch_record(judge:Judge, req:dict, key:str, res, job:str) -> dict|None:
-    "The judgment record of one batch entry at the batch price, or None when it must go per call (failed, unusable)."
-    if not isinstance(res, CallResult): return None
-    if res.parsed is None: res.parsed = _parse_json_reply(res.text, req['schema'])
-    parsed, problem, _ = check_reply(res, req['schema'])
-    if problem: return None
-    usage = {k: getattr(res, k) for k in _ZERO_USAGE}
-    cost = _cost(judge.cfg, usage)
-    value = dict(parsed=parsed, model_version=res.model_version, original_usage=dict(usage))
-    return dict(judge=judge.judge_id, prompt_version=PROMPT_VERSION, cache_key=key, cached=False, calls=0, retries=0, reasks=0,
-                **usage, cost_usd=None if cost is None else cost * judge.cfg.batch_discount, latency_s=None, status='ok',
-                failure_kind=None, failure=None, batch_job=job, **value)
-
-# %% ../nbs/07_judge.ipynb #07a015c3
-def run_batch(judge:Judge, # A judge with a batch API (GeminiJudge)
-              requests:list[dict], # {'system', 'prompt', 'schema', ...} as for `run_judge`
-              cache:JudgeCache|None, # Where verdicts and the job record go (None: no resume)
-              sleep=time.sleep, clock=time.monotonic) -> dict[int, dict]:
-    "{index: record} of the requests one batch job judged (created, or resumed when these requests have one) (long because it is one job's life: find or create, poll, collect)."
-    if not hasattr(judge, 'batch_create'):
-        raise ConfigError(f"JudgeConfig(mode='batch') needs the Gemini Batch API; {type(judge).__name__} has none: use mode='call'.")
-    keys = [cache_key(judge.judge_id, r['system'], r['prompt'], judge.gen_config(), r['schema']) for r in requests]
-    todo = [i for i, k in enumerate(keys) if not (cache is not None and judge.cfg.use_cache and cache.get(k))]
-    if not todo: return {}
-    job_hash = hashlib.sha256(json.dumps(sorted(keys[i] for i in todo)).encode()).hexdigest()
-    found = cache.batch_job(job_hash) if cache is not None else None
-    booked = sum(_worst_cost(judge.cfg, requests[i]['system'], [dict(role='user', content=requests[i]['prompt'])]) or 0 for i in todo) * judge.cfg.batch_discount
-    if not judge.reserve(booked):
-        print(f"judge {judge.judge_id}: a batch of {len(todo)} could pass max_cost_usd={judge.cfg.max_cost_usd}; judging per call under the cap", flush=True)
-        return {}
-    try:
-        if found: name = found['name']; print(f"judge {judge.judge_id}: resuming batch job {name} ({len(todo)} judgments)", flush=True)
-        else:
-            judge.notify_once()
-            name = judge.batch_create([dict(requests[i], key=keys[i]) for i in todo], display_name=f'slm_nb-{job_hash[:16]}')
-            if cache is not None: cache.record_batch(job_hash, name, judge.judge_id, len(todo), 'JOB_STATE_PENDING')
-            print(f"judge {judge.judge_id}: batch job {name} created for {len(todo)} judgments", flush=True)
-        t0, wait, state, results = clock(), judge.cfg.batch_poll_s, None, None
-        while True:
-            try: state, results = judge.batch_get(name)
-            except JudgeCallError as e: state = f'poll failed: {e}'
-            if state in BATCH_DONE or clock() - t0 >= judge.cfg.batch_deadline_s: break
-            sleep(wait); wait = min(wait * 1.5, max(judge.cfg.backoff_max_s, judge.cfg.batch_poll_s))
-        if cache is not None and state in BATCH_DONE: cache.record_batch(job_hash, name, judge.judge_id, len(todo), state)
-    finally: judge.settle(booked, None)
-    by_key, out = {keys[i]: i for i in todo}, {}
-    for key, res in results or []:
-        if (i := by_key.get(key)) is not None and (rec := _batch_record(judge, requests[i], key, res, name)):
-            out[i] = rec; judge.settle(0.0, rec['cost_usd'])
-            if cache is not None and judge.cfg.use_cache: cache.put(key, judge.judge_id, {k: rec[k] for k in ('parsed', 'model_version', 'original_usage')})
-    print(f"judge {judge.judge_id}: batch job {name} {state}: {len(out)} of {len(todo)} judged in the batch, {len(todo) - len(out)} go per call", flush=True)
-    return out
-
-# %% ../nbs/07_judge.ipynb #177134e1
-def _as_systems(x, default='model') -> dict:
-    if x is None: return {}
-    return dict(x) if isinstance(x, dict) and not ('records' in x and 'accuracy' in x) else {default: x}
-
-def _failure_counts(recs:list[dict]) -> dict:
-    kinds = [r.get('failure_kind') for r in recs if r.get('status') != 'ok']
-    return dict(n=len(recs), n_ok=sum(r.get('status') == 'ok' for r in recs), parse_failures=kinds.count('parse'),
-                truncated=kinds.count('finish_reason'), api_failures=sum(k in ('api', 'timeout', 'error') for k in kinds),
-                cost_capped=kinds.count('cost_cap'))
-
-def _usage(recs:list[dict]) -> dict:
-    costs = [r.get('cost_usd') for r in recs if not r.get('cached')]
-    return dict(calls=sum(r.get('calls', 0) for r in recs), cached=sum(bool(r.get('cached')) for r in recs),
-                prompt_tokens=sum(r.get('prompt_tokens', 0) for r in recs), output_tokens=sum(r.get('output_tokens', 0) for r in recs),
-                thoughts_tokens=sum(r.get('thoughts_tokens', 0) for r in recs),
-                cost_usd=sum(c for c in costs if c is not None), cost_complete=all(c is not None for c in costs))
-
-def _paired(a:dict, b:dict, n_boot, seed) -> dict:
-    "Paired bootstrap CI of mean(b) - mean(a) over the ids both have."
-    ids = [i for i in a if i in b]
-    return bootstrap_ci([b[i] for i in ids], paired_with=[a[i] for i in ids], n=n_boot, seed=seed)
-
-# %% ../nbs/07_judge.ipynb #6d3ebea6
-def judge_report(single=None, # Records of `grade_single`, or {system: records}
-                 pairwise=None, # Records of `grade_pairwise`
-                 exact=None, # An `exact_match` result, or {system: result}
-                 n_boot:int=2000, # Bootstrap resamples
-                 seed:int=0, # Bootstrap seed
-                 judge:Judge|None=None, # The judge, whose identity the report names (with the model versions it reported)
-                ) -> dict:
-    "Scores, win rate and exact-match accuracy with bootstrap 95% CIs, failure counts, length bias, judge-vs-exact agreement, usage. (long because it is one report: a few lines per section (single, exact, paired, pairwise, usage))"
-    single, exact = _as_systems(single), _as_systems(exact)
-    rep = dict(prompt_version=PROMPT_VERSION, single={}, exact={}, pairwise=None, paired_differences={})
-    all_recs = []
-    for name, recs in single.items():
-        all_recs += recs
-        ok = [r for r in recs if r['status'] == 'ok']
-        s = _failure_counts(recs)
-        s['mean_score'] = bootstrap_ci([r['score'] for r in ok], n=n_boot, seed=seed)
-        s['score_vs_length'] = correlation([r['answer_chars'] for r in ok], [r['score'] for r in ok])
-        s['judge_vs_exact'] = None
-        if name in exact:
-            em = {r['id']: r['correct'] for r in exact[name]['records']}
-            both = [r for r in ok if r['id'] in em and r['correct'] is not None]
-            if both: s['judge_vs_exact'] = agreement([r['correct'] for r in both], [em[r['id']] for r in both])
-        rep['single'][name] = s
-    for name, em in exact.items():
-        rep['exact'][name] = dict(n=em['n'], n_no_answer=em['n_no_answer'],
-                                  accuracy=bootstrap_ci([float(r['correct']) for r in em['records']], n=n_boot, seed=seed))
-    for kind, data, val in (('mean_score', single, lambda recs: {r['id']: r['score'] for r in recs if r['status'] == 'ok'}),
-                            ('exact_match', exact, lambda em: {r['id']: float(r['correct']) for r in em['records']})):
-        names = list(data)
-        if len(names) == 2:
-            rep['paired_differences'][f"{kind}: {names[1]} - {names[0]}"] = _paired(val(data[names[0]]), val(data[names[1]]), n_boot, seed)
-    if pairwise:
-        all_recs += pairwise
-        p = _failure_counts(pairwise)
-        ok = [r for r in pairwise if r['status'] == 'ok']
-        both = [r for r in ok if r['consistent'] is not None]
-        p.update(win_rate_a=bootstrap_ci([r['outcome_a'] for r in ok], n=n_boot, seed=seed),
-                 wins_a=sum(r['winner'] == 'a' for r in ok), wins_b=sum(r['winner'] == 'b' for r in ok),
-                 ties=sum(r['winner'] == 'tie' for r in ok), inconsistent=sum(r['consistent'] is False for r in ok),
-                 position_consistency=(sum(r['consistent'] for r in both) / len(both)) if both else None,
-                 swapped=all(r['swap'] for r in pairwise))
-        dec = [r for r in ok if r['winner'] in ('a', 'b') and r['a_chars'] != r['b_chars']]  # decisive, lengths differ
-        p['length_bias'] = dict(longer_win_rate=bootstrap_ci([float((r['winner'] == 'a') == (r['a_chars'] > r['b_chars'])) for r in dec],
-                                                            n=n_boot, seed=seed), n_decisive=len(dec))
-        rep['pairwise'] = p
-    rep['usage'] = _usage(all_recs)
-    if judge is not None:
-        rep['judge'] = {**judge.identity(), 'model_versions': sorted({r['model_version'] for r in all_recs if r.get('model_version')})}
-    return rep
-
-# %% ../nbs/07_judge.ipynb #fef41f4b
-def report_table(rep:dict, # A `judge_report` result
-                ):
-    "The report's estimates with their 95% CIs and counts, one row per metric and system (a pandas DataFrame)."
-
-    rows = []
-    for name, s in rep['single'].items():
-        rows.append(dict(metric='mean score (1-10)', system=name, **{k: s['mean_score'][k] for k in ('estimate', 'low', 'high', 'n')},
-                         parse_failures=s['parse_failures'], api_failures=s['api_failures'], truncated=s['truncated'],
-                         kappa_vs_exact=(s['judge_vs_exact'] or {}).get('kappa'), spearman_len=s['score_vs_length']['spearman']))
-    for name, e in rep['exact'].items():
-        rows.append(dict(metric='exact-match accuracy', system=name, **{k: e['accuracy'][k] for k in ('estimate', 'low', 'high', 'n')}))
-    if rep['pairwise']:
-        p = rep['pairwise']
-        rows.append(dict(metric='win rate a over b', system='a vs b', **{k: p['win_rate_a'][k] for k in ('estimate', 'low', 'high', 'n')},
-                         parse_failures=p['parse_failures'], api_failures=p['api_failures'], truncated=p['truncated'],
-                         inconsistent=p['inconsistent'], position_consistency=p['position_consistency']))
-    for name, d in rep['paired_differences'].items():
-        rows.append(dict(metric='paired difference', system=name, **{k: d[k] for k in ('estimate', 'low', 'high', 'n')}))
-    return pd.DataFrame(rows)
-
-def plot_report(rep:dict, # A `judge_report` result
-                path, # Where to write the chart (PNG, SVG, PDF by extension)
-               ) -> Path:
-    "Draw mean scores, exact-match accuracies and the win rate with their 95% CIs to `path`."
-
-    panels = [(f"mean score (1-10)", {n: s['mean_score'] for n, s in rep['single'].items()}, (1, 10)),
-              ("exact-match accuracy", {n: e['accuracy'] for n, e in rep['exact'].items()}, (0, 1))]
-    if rep['pairwise']: panels.append(("win rate a over b (ties 1/2)", {'a vs b': rep['pairwise']['win_rate_a']}, (0, 1)))
-    panels = [p for p in panels if p[1]]
-    fig = Figure(figsize=(4 * max(1, len(panels)), 3.2), layout='constrained')
-    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
-    for ax, (title, d, ylim) in zip(axes, panels):
-        names = list(d); est = np.array([d[n]['estimate'] for n in names])
-        err = np.array([[d[n]['estimate'] - d[n]['low'] for n in names], [d[n]['high'] - d[n]['estimate'] for n in names]])
-        ax.bar(names, est, yerr=err, capsize=6, color='#4c72b0')
-        if 'win rate' in title: ax.axhline(0.5, color='grey', ls='--', lw=1)
-        ax.set_ylim(*ylim); ax.set_title(title, fontsize=10)
-        for x, v, n in zip(range(len(names)), est, names): ax.text(x, v, f"{v:.2f}\n", ha='center', va='bottom', fontsize=8)
-    fig.suptitle(f"judge report ({rep['prompt_version']}), 95% bootstrap CIs", fontsize=10)
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
-
-def save_records(records:list[dict], # Judgment records
-                 path, # A .jsonl file
-                ) -> Path:
-    "Write records as JSON lines, atomically."
-    return atomic_write_text(path, ''.join(json.dumps(r, default=str) + '\n' for r in records))
-
-# %% ../nbs/07_judge.ipynb #82bd1e45
-CORRUPTIONS = ('wrong_step', 'missing_case', 'truncated')
-_FLIPS = [(r'\\leq?(?![a-zA-Z])', r'\\ge'), (r'\\geq?(?![a-zA-Z])', r'\\le'), (r'(?<![<>\\=])<(?![=<])', '>'),
-          (r'(?<![<>\\=-])>(?![=>])', '<'), (r'(?<![<>!=\\:])=(?!=)', r'\\neq'), (r'(?<=\S )\+(?= )', '-')]
-_SENTENCE = re.compile(r'(?<=[.;:])\s+(?=[A-Z$\\])|\n\s*\n')
-
-def corrupt(text:str, # A reference solution (a proof, an explanation)
-            how:str, # 'wrong_step', 'missing_case' or 'truncated' (`CORRUPTIONS`)
-            seed:int=0, # Which of the possible changes is made
-           ) -> str:
-    "A copy of `text` with one defect made on purpose: a flipped relation or sign, a middle stretch removed, or the second half cut."
-    if how not in CORRUPTIONS: raise ConfigError(f"corrupt: {how!r} is not one of {CORRUPTIONS}.{did_you_mean(str(how), list(CORRUPTIONS))}")
-    rng, n = random.Random(seed), len(text)
-    if how == 'wrong_step':
-        spots = [(m.start(), m.end(), new) for pat, new in _FLIPS for m in re.finditer(pat, text) if n * .1 <= m.start() <= n * .9]
-        spots = spots or [(m.start(), m.end(), str((int(m.group()) + 1) % 10)) for m in re.finditer(r'\d', text)]
-        if not spots: raise ValueError("corrupt: no relation, sign or digit to flip in the text.")
-        i, j, new = rng.choice(spots)
-        return text[:i] + new + text[j:]
-    cuts = [m.start() for m in _SENTENCE.finditer(text)] or [m.start() for m in re.finditer(r'\s+', text)]
-    if how == 'truncated':
-        return text[:min(cuts, key=lambda c: abs(c - n / 2)) if cuts else n // 2].rstrip()
-    a, b = (min(cuts, key=lambda c: abs(c - n * f)) for f in (1 / 3, 2 / 3))
-    if b <= a: a, b = n // 3, 2 * n // 3
-    return (text[:a].rstrip() + ' ' + text[b:].lstrip()).strip()
-
-# %% ../nbs/07_judge.ipynb #82595a53
-def known_bad_control(judge:Judge, # The judge under test
-                      items:list[dict], # {'id', 'question', 'reference'}: references to corrupt (proofs, explanations)
-                      kind:str='proof', # The rubric (`KINDS`)
-                      hows=CORRUPTIONS, # Which corruptions to make of each reference
-                      seed:int=0, # Corruption and bootstrap seed
-                      cache=None, # See `run_judge`
-                      concurrency:int|None=None, # See `run_judge`
-                     ) -> dict:
-    "Grade each reference and its corrupted copies against the reference; the sanity rate is the share of copies scored lower."
-    grade = [dict(id=(it['id'], 'original'), question=it['question'], reference=it['reference'], answer=it['reference'], kind=kind)
-             for it in items]
-    grade += [dict(id=(it['id'], how), question=it['question'], reference=it['reference'], answer=corrupt(it['reference'], how, seed), kind=kind)
-              for it in items for how in hows]
-    recs = grade_single(judge, grade, cache=cache, concurrency=concurrency)
-    score = {r['id']: r['score'] if r['status'] == 'ok' else None for r in recs}
-    pairs = [dict(id=it['id'], how=how, original=score[(it['id'], 'original')], corrupted=score[(it['id'], how)]) for it in items for how in hows]
-    ok = [p for p in pairs if p['original'] is not None and p['corrupted'] is not None]
-    lower = lambda ps: bootstrap_ci([float(p['corrupted'] < p['original']) for p in ps], seed=seed)
-    for r in recs: r['id'] = list(r['id'])
-    return dict(sanity_rate=lower(ok), by_how={h: lower([p for p in ok if p['how'] == h]) for h in hows}, n_pairs=len(pairs),
-                n_failed=len(pairs) - len(ok), pairs=pairs, records=recs, failures=_failure_counts(recs))
-
-# %% ../nbs/07_judge.ipynb #61da41d1
-@contextlib.contextmanager
-def judge_session(backend:str, # 'standin', 'gemini', 'openai' or 'local'
-                  model:str='gemini-2.5-flash', # Judge model (ignored by the stand-in)
-                  base_url:str|None=None, # Endpoint for 'openai'
-                  standin=None, # The stand-in server class (`slm_nb.testing.StandInGemini`) for backend 'standin'
-                  standin_latency_s:float=0.0, # Seconds per stand-in call
-                  **cfg): # Other `JudgeConfig` fields (concurrency, max_cost_usd, use_cache, ...)
-    "The judge an experiment is configured with, for the length of a `with` block (the stand-in's server runs only inside it)."
-    backends = ('standin', 'gemini', 'openai', 'local')
-    if backend not in backends: raise ConfigError(f"judge_backend={backend!r}.{did_you_mean(str(backend), list(backends))} Expected one of {backends}.")
-    if backend != 'standin':
-        yield make_judge(JudgeConfig(backend=backend, model=model, base_url=base_url, **cfg)); return
-    if standin is None: raise ConfigError("judge_backend='standin' needs the stand-in's class: pass standin=slm_nb.testing.StandInGemini.")
-    with standin(latency_s=standin_latency_s) as server:
-        cfg = {**dict(timeout_s=30, max_retries=2, backoff_s=0.1), **cfg, 'use_cache': False, 'max_cost_usd': None}
-        judge = GeminiJudge(model='stand-in-judge', base_url=server.base_url, api_key='standin-' + secrets.token_hex(8), cfg=JudgeConfig(**cfg))
-        judge.is_standin = True
-        yield judge
-
-# %% ../nbs/07_judge.ipynb #d859d3b6
-def _exact_of(items:list[dict]) -> dict|None:
-    "An `exact_match`-shaped result from `evaluate` items, over those with an exact answer (None when none has one)."
-    recs = [dict(id=i, correct=it['correct']) for i, it in enumerate(items) if it['correct'] is not None]
-    if not recs: return None
-    return dict(records=recs, n=len(recs), n_no_answer=sum(it['extracted'] is None for it in items if it['correct'] is not None),
-                accuracy=sum(r['correct'] for r in recs) / len(recs))
-
-def judge_base_tuned(judge:Judge, # From `judge_session`
-                     records, # The held-out records (their completions are the references)
-                     base_items:list[dict], # `evaluate(...)['items']` of the base model
-                     tuned_items:list[dict], # ... of the tuned model, same records and order
-                     n:int|None=None, # Grade the first `n` records (None: all)
-                     n_control:int=0, # References corrupted for the known-bad control (0: none)
-                     swap:bool=True, # Pairwise in both orders
-                     seed:int=0, cache=None) -> dict:
-    "Reference-guided single grading of both models, pairwise tuned (a) vs base (b), the known-bad control, and one report."
-    n = len(base_items) if n is None else min(n, len(base_items))
-    recs = [records[i] for i in range(n)]
-    common = [dict(id=i, question=r['prompt'][-1]['content'], reference=r['completion'][0]['content'], kind=rubric_kind(r)) for i, r in enumerate(recs)]
-    single = {name: grade_single(judge, [dict(c, answer=it['output']) for c, it in zip(common, items)], cache=cache)
-              for name, items in (('base', base_items), ('tuned', tuned_items))}
-    pairwise = grade_pairwise(judge, [dict(c, answer_a=t['output'], answer_b=b['output']) for c, b, t in zip(common, base_items, tuned_items)],
-                              swap=swap, cache=cache)
-    exact = {k: e for k, e in (('base', _exact_of(base_items[:n])), ('tuned', _exact_of(tuned_items[:n]))) if e}
-    control = None
-    if n_control:
-        ctl_items = common[:n_control]
-        kinds = {c['kind'] for c in ctl_items}
-        control = known_bad_control(judge, ctl_items, kind=kinds.pop() if len(kinds) == 1 else 'proof', seed=seed, cache=cache)
-    return dict(single=single, pairwise=pairwise, control=control, kinds=sorted({c['kind'] for c in common}),
-                report=judge_report(single=single, pairwise=pairwise, exact=exact or None, seed=seed, judge=judge))

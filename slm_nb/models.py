@@ -6,21 +6,22 @@ Docs: https://slm-nb.github.io/slm_nb/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #7c3e729f
 from __future__ import annotations
-import hashlib, importlib.util, json, os, shutil
+import hashlib, importlib.util, json, os, re, shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch, transformers
 from huggingface_hub import snapshot_download
 from peft import PeftModel
+from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from .core import ConfigError, SlmNbError, atomic_write_json, cache_dir, get_device, torch_dtype
 
 # %% auto #0
 __all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'resolve_model', 'load_tokenizer',
-           'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint', 'record_base', 'check_adapter',
-           'merge_adapter']
+           'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint', 'weights_sample', 'record_base',
+           'check_adapter', 'merge_adapter']
 
 # %% ../nbs/01_models.ipynb #06f5937c
 class ModelNotFoundError(SlmNbError, FileNotFoundError):
@@ -174,6 +175,17 @@ def base_fingerprint(model_path) -> dict:
             'intermediate_size', 'vocab_size')
     return {k: cfg.get(k) for k in keys}
 
+def weights_sample(model_path, n_rows:int=8, n_cols:int=4) -> list[float]:
+    "A few values of the base's input embedding (fixed rows and columns): two same-shape bases differ here; [] if none."
+    for f in sorted(Path(model_path).glob('*.safetensors')):
+        with safe_open(f, 'pt') as st:
+            name = next((k for k in st.keys() if k.endswith('embed_tokens.weight')), None)
+            if name is None: continue
+            sl = st.get_slice(name); rows = sl.get_shape()[0]
+            idx = [i * (rows - 1) // (n_rows - 1) for i in range(n_rows)]
+            return [float(v) for i in idx for v in sl[i:i + 1, :n_cols].float().flatten()]
+    return []
+
 def record_base(adapter_dir, # The adapter folder
                 base_model:str, # The base as the user named it
                 model_path, # Its resolved folder
@@ -182,21 +194,59 @@ def record_base(adapter_dir, # The adapter folder
     "Write the base record `check_adapter` and `merge_adapter` read."
     return atomic_write_json(Path(adapter_dir)/BASE_RECORD, dict(
         base_model=str(base_model), base_path=str(model_path), fingerprint=base_fingerprint(model_path), method=method,
-        quantized_base=method == 'qlora'))
+        quantized_base=method == 'qlora', weights_sample=weights_sample(model_path)))
 
+# %% ../nbs/01_models.ipynb #a1e0c003
+def _same_weights(a:list, b:list) -> bool:
+    "Two weight samples equal up to 16-bit rounding (a bf16 and an fp32 copy of one model agree; two models do not)."
+    return len(a) == len(b) and all(abs(x - y) <= 2**-7 * max(abs(x), abs(y)) + 1e-6 for x, y in zip(a, b))
+
+def _lora_shapes(adapter_dir) -> dict:
+    "{base weight name: (out, in)} implied by the adapter's LoRA matrices (A is r x in, B is out x r)."
+    f, out = Path(adapter_dir)/'adapter_model.safetensors', {}
+    if not f.exists(): return out
+    with safe_open(f, 'pt') as st:
+        for k in st.keys():
+            m = re.match(r'base_model\.model\.(.+)\.lora_([AB])\.weight$', k)
+            if not m: continue
+            shape, cur = st.get_slice(k).get_shape(), out.setdefault(m.group(1) + '.weight', [None, None])
+            if m.group(2) == 'A': cur[1] = shape[1]
+            else: cur[0] = shape[0]
+    return {k: tuple(v) for k, v in out.items()}
+
+def _shape_mismatches(adapter_dir, model_path) -> list[str]:
+    "Base weights whose shape is not what the adapter was trained on ([] for a quantized base: its shapes are packed)."
+    if json.loads((Path(model_path)/'config.json').read_text()).get('quantization_config'): return []
+    want, bad = _lora_shapes(adapter_dir), []
+    for f in sorted(Path(model_path).glob('*.safetensors')):
+        with safe_open(f, 'pt') as st:
+            for k in st.keys():
+                have = tuple(st.get_slice(k).get_shape())
+                if k in want and have != want[k]: bad.append(f"{k} adapter {list(want[k])} vs base {list(have)}")
+    return bad
+
+# %% ../nbs/01_models.ipynb #a1e0c004
 def check_adapter(adapter_dir, model_path) -> Path:
-    "Check that `adapter_dir` is a LoRA adapter trained on a base shaped like `model_path`; return its path."
+    "Check that `adapter_dir` is a LoRA adapter trained on the base `model_path` (shape, weights, tensors); return its path."
     a = Path(adapter_dir)
     if not (a/'adapter_config.json').exists():
         raise AdapterError(f"{a}: not a LoRA adapter folder (no adapter_config.json).")
-    meta = a/BASE_RECORD
-    if meta.exists():
-        want, have = json.loads(meta.read_text())['fingerprint'], base_fingerprint(model_path)
+    rec = json.loads((a/BASE_RECORD).read_text()) if (a/BASE_RECORD).exists() else {}
+    trained_on = rec.get('base_model') or json.loads((a/'adapter_config.json').read_text()).get('base_model_name_or_path') or '?'
+    why = f"{a}: this adapter was trained on {trained_on}, not on {model_path}"
+    if rec:
+        want, have = rec['fingerprint'], base_fingerprint(model_path)
         diff = {k: (want[k], have.get(k)) for k in want if want[k] != have.get(k)}
         if diff:
-            raise AdapterError(f"{a}: this adapter was trained on a different base model than {model_path} "
-                               f"(adapter base vs this model: {', '.join(f'{k} {w} vs {h}' for k, (w, h) in diff.items())}). "
+            raise AdapterError(f"{a}: this adapter was trained on a different base model than {model_path} (it was trained on {trained_on}; "
+                               f"adapter base vs this model: {', '.join(f'{k} {w} vs {h}' for k, (w, h) in diff.items())}). "
                                "Load it with the base it was trained on.")
+        mine = weights_sample(model_path)
+        if rec.get('weights_sample') and mine and not _same_weights(rec['weights_sample'], mine):
+            raise AdapterError(f"{why}: the two have the same shape but different weights (their input embeddings differ), "
+                               "so merging or serving it there would silently give another model. Use the base it was trained on.")
+    if bad := _shape_mismatches(a, model_path):
+        raise AdapterError(f"{why}: {len(bad)} weight(s) have another shape, e.g. {bad[0]}. Use the base it was trained on.")
     return a
 
 # %% ../nbs/01_models.ipynb #fdd8e483
@@ -217,6 +267,7 @@ def merge_adapter(adapter_dir, # A LoRA adapter folder written by `train`
         raise AdapterError(f"{adapter_dir}: the base is 4-bit; merging into 4-bit weights degrades quality. "
                            "Merge into the 16-bit original: merge_adapter(adapter_dir, base_model='<16-bit base>').")
     if precision not in ('bf16', 'fp16', 'fp32'): raise ConfigError(f"precision {precision!r}: expected bf16, fp16 or fp32.")
+    check_adapter(adapter_dir, base_path)  # the base it was trained on (shape, weights), before PEFT's raw size errors
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype(precision), use_safetensors=True)
     merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     out = Path(out_dir or adapter_dir.parent/'merged')

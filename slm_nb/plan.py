@@ -6,14 +6,16 @@ Docs: https://slm-nb.github.io/slm_nb/plan.html.md"""
 
 # %% ../nbs/05a_plan.ipynb #f537e652
 from __future__ import annotations
-import json
+import json, os
 from pathlib import Path
 
 import pandas as pd
 import psutil
+from huggingface_hub import hf_hub_download
 
 from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path, precision_name
 from .models import EMBEDDED_MODELS, resolve_model
+from .evaluation import use_rank_device
 
 # %% auto #0
 __all__ = ['STORE_BYTES', 'ACT_BYTES', 'LOGIT_BYTES', 'FUSED_LOGIT_BYTES', 'CUDA_OVERHEAD_BYTES', 'load_config', 'model_shape',
@@ -24,7 +26,7 @@ __all__ = ['STORE_BYTES', 'ACT_BYTES', 'LOGIT_BYTES', 'FUSED_LOGIT_BYTES', 'CUDA
 def load_config(model:str, # Embedded name, local folder or Hub id
                 config=None, # A config.json path, a dict, or the name of one shipped with the recipes (e.g. 'gpt-oss-20b')
                ) -> dict:
-    "The model's config as a dict, read without loading (or downloading) any weights."
+    "The model's config as a dict, read without loading any weights (a Hub model: its config.json alone is fetched)."
     if isinstance(config, dict): return config
     if config is not None:
         shipped = package_path('recipes', 'nbs/recipes')/f"{config}.config.json"
@@ -35,7 +37,10 @@ def load_config(model:str, # Embedded name, local folder or Hub id
         return json.loads(p.read_text())
     if model in EMBEDDED_MODELS or Path(model).is_dir():
         return json.loads((resolve_model(model)/'config.json').read_text())
-    raise ConfigError(f"the memory plan reads the config of {model!r} without downloading it: pass model_config=<its config.json>.")
+    try: return json.loads(Path(hf_hub_download(model, 'config.json')).read_text())  # the config alone, never the weights
+    except Exception as e:
+        raise ConfigError(f"the memory plan reads the config of {model!r}, but fetching its config.json failed ({type(e).__name__}: "
+                          f"{str(e)[:200]}); pass model_config=<its config.json>.") from None
 
 # %% ../nbs/05a_plan.ipynb #03d2af35
 def model_shape(config:dict) -> dict:
@@ -89,8 +94,10 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
                     target_modules='all-linear', # 'all-linear' or module names
                     gradient_checkpointing:bool=False, # Save only layer inputs
                     device:str='cuda', # Where it will run ('cuda' adds the CUDA context)
+                    fsdp:bool=False, # Shard weights, gradients and optimizer states over the processes
+                    world_size:int=1, # Processes the run spans (FSDP shards over them)
                    ) -> dict:
-    "The peak memory a training step of this plan needs, by part, in bytes (`total`), with the model's parameter count."
+    "The peak memory one process of this plan needs, by part, in bytes (`total`), with the model's parameter count."
     if precision not in ACT_BYTES: raise ConfigError(f"estimate_memory: precision must be one of {list(ACT_BYTES)} (resolve 'auto' first), not {precision!r}.")
     s = model_shape(config)
     weights = _weight_bytes(s, method, trainer, precision)
@@ -101,10 +108,12 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
     per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * ACT_BYTES[precision]
     act = tokens * (L * s['hidden'] * STORE_BYTES[precision] + per_layer) if gradient_checkpointing else tokens * L * per_layer
     logits = tokens * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else LOGIT_BYTES[precision])
-    parts = dict(weights=sum(weights.values()), trainable_and_optimizer=state, activations=act, logits=logits,
+    shards = world_size if fsdp else 1
+    gathered = (2 * sum(v for k, v in weights.items() if k not in ('embed', 'lm_head')) / L + weights['embed'] + weights['lm_head']) if shards > 1 else 0
+    parts = dict(weights=sum(weights.values()) / shards, trainable_and_optimizer=state / shards, fsdp_gathered=gathered, activations=act, logits=logits,
                  cuda_overhead=CUDA_OVERHEAD_BYTES if device.startswith('cuda') else 0)
     return dict(total=sum(parts.values()), parts=parts, weights_by_group=weights, n_params=n_params, trainable_params=trainable,
-                tokens_per_step=tokens, shape=s)
+                tokens_per_step=tokens, shape=s, fsdp=fsdp, world_size=world_size)
 
 # %% ../nbs/05a_plan.ipynb #282abc84
 class InsufficientMemoryError(SlmNbError, MemoryError):
@@ -119,8 +128,8 @@ def machine_memory(device:str|None=None) -> dict:
     device = device or get_device()
     if device.startswith('cuda'):
         import torch  # lazy: only a CUDA query needs it
-        free, total = torch.cuda.mem_get_info()
-        return dict(device=device, name=torch.cuda.get_device_name(), total=total, free=free)
+        free, total = torch.cuda.mem_get_info(torch.device(device))  # 'cuda': the current device, 'cuda:1': that one
+        return dict(device=device, name=torch.cuda.get_device_name(torch.device(device)), total=total, free=free)
     vm = psutil.virtual_memory()  # `available` is the kernel's MemAvailable on Linux
     return dict(device=device, name='CPU RAM', total=vm.total, free=vm.available)
 
@@ -130,16 +139,22 @@ def training_plan(model:str, # Embedded name, folder or Hub id
                   method:str='lora', trainer:str='trl', precision:str='auto', batch_size:int=1, grad_accum:int=1,
                   max_length:int=1024, lora_r:int=16, target_modules='all-linear', gradient_checkpointing:bool=False,
                   device:str|None=None, # Where it will run (default: this machine's device; GPU-only plans: cuda)
+                  fsdp:bool=False, # Shard over the processes (FSDP)
+                  world_size:int|None=None, # Processes in the run (default: $WORLD_SIZE, else 1)
+                  local_processes:int|None=None, # Of those, on this machine (default: $LOCAL_WORLD_SIZE, else world_size)
                  ) -> dict:
     "What the run will do, resolved (precision, device), with its memory estimate."
     gpu_only = method == 'qlora' or trainer == 'unsloth'
     device = device or ('cuda' if gpu_only else get_device())
     prec = precision_name(precision, device)
+    world = world_size or int(os.environ.get('WORLD_SIZE', 1))
+    local = local_processes or int(os.environ.get('LOCAL_WORLD_SIZE', world))
     est = estimate_memory(load_config(model, model_config), method=method, trainer=trainer, precision=prec, batch_size=batch_size,
                           max_length=max_length, lora_r=lora_r, target_modules=target_modules,
-                          gradient_checkpointing=gradient_checkpointing, device=device)
+                          gradient_checkpointing=gradient_checkpointing, device=device, fsdp=fsdp, world_size=world)
     return dict(model=str(model), method=method, trainer=trainer, precision=prec, device=device, gpu_only=gpu_only, batch_size=batch_size,
-                grad_accum=grad_accum, max_length=max_length, lora_r=lora_r, gradient_checkpointing=gradient_checkpointing, estimate=est)
+                grad_accum=grad_accum, max_length=max_length, lora_r=lora_r, gradient_checkpointing=gradient_checkpointing,
+                fsdp=fsdp, world_size=world, local_processes=local, estimate=est)
 
 def plan_table(plan:dict) -> pd.DataFrame:
     "The estimate by part, in GiB, with the total."
@@ -153,23 +168,29 @@ def describe_plan(plan:dict) -> str:
     return (f"{plan['model']}: {e['n_params'] / 1e9:.2f}B parameters, {plan['method']} through {plan['trainer']} in {plan['precision']} on "
             f"{plan['device']}, {e['trainable_params'] / 1e6:.1f}M trainable, {e['tokens_per_step']} tokens a step (batch {plan['batch_size']} x "
             f"{plan['max_length']}; x{plan['grad_accum']} accumulated), gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}: "
-            f"about {e['total'] / 2**30:.1f} GiB at peak.")
+            f"about {e['total'] / 2**30:.1f} GiB at peak per process"
+            + (f"; {plan['world_size']} processes{', FSDP-sharded' if plan['fsdp'] else ''}, {plan['local_processes']} on this machine." if plan['world_size'] > 1 else '.'))
 
 # %% ../nbs/05a_plan.ipynb #d1e7ff22
 def check_fits(plan:dict, # From `training_plan`
-               machine:dict|None=None, # From `machine_memory` (default: this machine)
+               machine:dict|None=None, # From `machine_memory` (default: this machine, this process's GPU)
               ):
     "Refuse the plan before anything loads: a GPU-only plan without CUDA, or one that needs more memory than is free."
-    need = plan['estimate']['total'] / 2**30
-    if plan['device'].startswith('cuda') and not get_device().startswith('cuda'):
+    per, n = plan['estimate']['total'], plan['local_processes']
+    on_gpu = plan['device'].startswith('cuda')
+    if machine is None and on_gpu and not get_device().startswith('cuda'):
         ram = machine_memory('cpu')
-        raise GpuRequiredError(f"The plan ({plan['method']}, {plan['trainer']} trainer) needs a CUDA GPU with about {need:.1f} GiB free; "
+        raise GpuRequiredError(f"The plan ({plan['method']}, {plan['trainer']} trainer) needs a CUDA GPU with about {per / 2**30:.1f} GiB free; "
                                f"this machine has no CUDA GPU ({ram['free'] / 2**30:.1f} of {ram['total'] / 2**30:.1f} GiB CPU RAM free). "
                                "On a CPU use method='lora' (or 'full') with trainer='trl', on a model that fits in that RAM.")
-    m = machine or machine_memory(plan['device'])
-    if plan['estimate']['total'] > m['free']:
+    m = machine or machine_memory(use_rank_device() if on_gpu else plan['device'])  # each process asks about its own GPU
+    need = per if m['device'].startswith('cuda') else per * n  # a GPU per process; CPU processes share the machine's RAM
+    if need > m['free']:
         parts = ', '.join(f"{k.replace('_', ' ')} {v / 2**30:.1f}" for k, v in plan['estimate']['parts'].items() if v)
+        who = f"{n} processes on this machine, each about {per / 2**30:.1f} GiB" if need != per else f"about {per / 2**30:.1f} GiB a process"
         raise InsufficientMemoryError(
-            f"The plan needs about {need:.1f} GiB ({parts}); this machine has {m['free'] / 2**30:.1f} of {m['total'] / 2**30:.1f} GiB free "
-            f"({m['name']}, {m['device']}). Lower batch_size or max_length, turn on gradient_checkpointing, or use method='qlora' on a GPU.")
+            f"The plan needs about {need / 2**30:.1f} GiB ({who}: {parts}); this machine has {m['free'] / 2**30:.1f} of {m['total'] / 2**30:.1f} GiB free "
+            f"({m['name']}, {m['device']}). Lower batch_size or max_length, turn on gradient_checkpointing, use fewer processes, fsdp on GPUs, "
+            "or method='qlora' on a GPU.")
     return plan
+

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .data import boxed_contents
+from .chat import boxed_contents
 
 # %% auto #0
 __all__ = ['extract_answer', 'reference_answer', 'check_equivalence', 'is_equivalent', 'exact_match', 'bootstrap_ci',

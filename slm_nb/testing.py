@@ -76,7 +76,7 @@ def _gemini_ok(text:str, finish:str, model:str, prompt_chars:int) -> dict:
                 modelVersion=f'{model}-standin-001')
 
 def _gemini_error(code:int, retry_delay_s:float) -> dict:
-    status = {429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL'}.get(code, 'UNKNOWN')
+    status = {400: 'INVALID_ARGUMENT', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL'}.get(code, 'UNKNOWN')
     details = []
     if code == 429:
         details = [{'@type': 'type.googleapis.com/google.rpc.QuotaFailure', 'violations': [{'quotaMetric': 'standin/requests'}]},
@@ -97,51 +97,70 @@ class StandInGemini:
                  port:int=0, # 0: a free port; a fixed one to be the same endpoint again (judge identities and caches include it)
                  batch_polls:int=2, # Batch jobs: how many `get` calls see a job still running before it succeeds
                  batch_expire:bool=False, # Batch jobs end EXPIRED, with no results (as a job past Gemini's 48 hours does)
+                 batch_create_faults:list|None=None, # Actions for batch creations in order: '429' (quota), '400' (payload too large)
+                 batch_get_faults:list|None=None, # Actions for batch polls in order: '404' (no such job), '500'
                 ):
         if host not in ('127.0.0.1', 'localhost', '::1'): raise ValueError(f"StandInGemini serves loopback only, not {host!r}.")
         self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
         self.script, self.faults = list(script or []), {k: list(v) for k, v in (faults or {}).items()}
         self.latency_s, self.slow_s, self.retry_delay_s, self.host, self.port = latency_s, slow_s, retry_delay_s, host, port
         self.batch_polls, self.batch_expire, self.batches = batch_polls, batch_expire, {}
+        self.batch_create_faults, self.batch_get_faults = list(batch_create_faults or []), list(batch_get_faults or [])
         self.lock = threading.Lock()
         self.reset_counts()
         self.server = self.thread = None
 
-    def reset_counts(self):
-        "Zero the request counters."
-        with getattr(self, 'lock', threading.Lock()):
-            self.requests, self.in_flight, self.max_in_flight = 0, 0, 0
-            self.actions, self.log, self.batch_creates, self.batch_gets = Counter(), [], 0, 0
 
-    def _next_action(self, prompt:str) -> tuple[str, str|None]:
-        "The action for a request with `prompt`, and the `faults` key that matched it (if any)."
-        with self.lock:
-            for key in self.faults:
-                if key in prompt:
-                    return (self.faults[key].pop(0) if self.faults[key] else 'ok'), key
-            return (self.script.pop(0) if self.script else 'ok'), None
+# %% ../nbs/03b_testing.ipynb #3e446bae
+@patch
+def reset_counts(self:StandInGemini):
+    "Zero the request counters."
+    with getattr(self, 'lock', threading.Lock()):
+        self.requests, self.in_flight, self.max_in_flight = 0, 0, 0
+        self.actions, self.log, self.batch_creates, self.batch_gets, self.batch_cancels = Counter(), [], 0, 0, 0
+        self.billed = []  # one {'prompt_tokens', 'output_tokens', 'batch'} per reply that carried usage (what Gemini bills)
 
-    @property
-    def base_url(self) -> str: return f"http://{self.host}:{self.server.server_address[1]}"
+@patch
+def bill(self:StandInGemini, usage:dict, batch:bool):
+    "Enter one reply's tokens in the ledger of what the service bills (`billed`)."
+    with self.lock: self.billed.append(dict(prompt_tokens=usage.get('promptTokenCount', 0), batch=batch,
+                                            output_tokens=usage.get('candidatesTokenCount', 0) + usage.get('thoughtsTokenCount', 0)))
 
-    def __enter__(self):
-        standin = self
-        class Handler(_Handler): owner = standin
-        class Server(ThreadingHTTPServer):
-            daemon_threads, request_queue_size, allow_reuse_address = True, 256, True
-            def handle_error(self, request, client_address):  # a client that hung up (killed, timed out) is not news
-                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)): super().handle_error(request, client_address)
-        self.server = Server((self.host, self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
-        self.thread.start()
-        return self
+# %% ../nbs/03b_testing.ipynb #912f384a
+@patch
+def _next_action(self:StandInGemini, prompt:str) -> tuple[str, str|None]:
+    "The action for a request with `prompt`, and the `faults` key that matched it (if any)."
+    with self.lock:
+        for key in self.faults:
+            if key in prompt:
+                return (self.faults[key].pop(0) if self.faults[key] else 'ok'), key
+        return (self.script.pop(0) if self.script else 'ok'), None
 
-    def __exit__(self, *exc):
-        self.server.shutdown(); self.server.server_close(); self.thread.join(5)
+# %% ../nbs/03b_testing.ipynb #3827c7c4
+@patch(as_prop=True)
+def base_url(self:StandInGemini) -> str: return f"http://{self.host}:{self.server.server_address[1]}"
 
-    def __repr__(self):
-        where = self.base_url if self.server else 'not started'
-        return f"StandInGemini({where}, requests={self.requests}, actions={dict(self.actions)})"
+@patch
+def __enter__(self:StandInGemini):
+    standin = self
+    class Handler(_Handler): owner = standin
+    class Server(ThreadingHTTPServer):
+        daemon_threads, request_queue_size, allow_reuse_address = True, 256, True
+        def handle_error(self, request, client_address):  # a client that hung up (killed, timed out) is not news
+            if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)): super().handle_error(request, client_address)
+    self.server = Server((self.host, self.port), Handler)
+    self.thread = threading.Thread(target=self.server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
+    self.thread.start()
+    return self
+
+@patch
+def __exit__(self:StandInGemini, *exc):
+    self.server.shutdown(); self.server.server_close(); self.thread.join(5)
+
+@patch
+def __repr__(self:StandInGemini):
+    where = self.base_url if self.server else 'not started'
+    return f"StandInGemini({where}, requests={self.requests}, actions={dict(self.actions)})"
 
 # %% ../nbs/03b_testing.ipynb #582f85f3
 class _Handler(BaseHTTPRequestHandler):
@@ -166,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError: return self._send(400, {'error': {'code': 400, 'status': 'INVALID_ARGUMENT', 'message': 'bad JSON'}})
         if (b := re.fullmatch(r'/(?:v1beta|v1|v1alpha)/models/([^:/]+):batchGenerateContent', self.path.split('?')[0])):
             return self._batch_create(b.group(1), req)
+        if (b := re.fullmatch(r'/(?:v1beta|v1|v1alpha)/(batches/[^/:]+):cancel', self.path.split('?')[0])):
+            return self._batch_cancel(b.group(1))
         m = re.fullmatch(r'/(?:v1beta|v1|v1alpha)/models/([^:/]+):generateContent', self.path.split('?')[0])
         if m: kind, model = 'gemini', m.group(1)
         elif self.path.split('?')[0].rstrip('/').endswith('/chat/completions'): kind, model = 'openai', req.get('model', '')
@@ -212,7 +233,11 @@ def _batch_create(self:_Handler, model:str, req:dict):
     items = batch.get('inputConfig', {}).get('requests', {}).get('requests')
     if not items: return self._send(400, {'error': {'code': 400, 'status': 'INVALID_ARGUMENT', 'message': 'no inline requests'}})
     with o.lock:
-        o.batch_creates += 1; o.requests += 1
+        o.requests += 1
+        fault = o.batch_create_faults.pop(0) if o.batch_create_faults else None
+    if fault: return self._send(int(fault), _gemini_error(int(fault), o.retry_delay_s))
+    with o.lock:
+        o.batch_creates += 1
         name = f'batches/standin-{o.batch_creates}-{time.time_ns() % 10**9}'
         o.batches[name] = dict(model=model, display_name=batch.get('displayName', ''), items=items, polls=0, responses=None,
                                state='BATCH_STATE_RUNNING', created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
@@ -234,7 +259,8 @@ def _batch_results(self:_Handler, job:dict) -> list[dict]:
         text, finish = json.dumps(verdict), 'STOP'
         if action == 'truncated': text, finish = text[:len(text) // 2], 'MAX_TOKENS'
         elif action == 'invalid': text = "Sure! I think the answer deserves a good score."
-        out.append({'response': _gemini_ok(text, finish, job['model'], len(prompt)), **md})
+        body = _gemini_ok(text, finish, job['model'], len(prompt)); o.bill(body['usageMetadata'], batch=True)
+        out.append({'response': body, **md})
     return out
 
 # %% ../nbs/03b_testing.ipynb #50b875f4
@@ -246,12 +272,28 @@ def do_GET(self:_Handler):
         return self._send(404, {'error': {'code': 404, 'status': 'NOT_FOUND', 'message': f'no batch {self.path}'}})
     with o.lock:
         o.batch_gets += 1; o.requests += 1
+        fault = o.batch_get_faults.pop(0) if o.batch_get_faults else None
+    if fault: return self._send(int(fault), _gemini_error(int(fault), o.retry_delay_s))
+    with o.lock:
         job = o.batches[m.group(1)]; job['polls'] += 1
         finish = job['state'] == 'BATCH_STATE_RUNNING' and job['polls'] > o.batch_polls
     if finish and o.batch_expire: job['state'] = 'BATCH_STATE_EXPIRED'
     elif finish: job['responses'], job['state'] = self._batch_results(job), 'BATCH_STATE_SUCCEEDED'
     with o.lock: body = _batch_meta(o, m.group(1))
     self._send(200, body)
+
+# %% ../nbs/03b_testing.ipynb #a64c90d9
+@patch
+def _batch_cancel(self:_Handler, name:str):
+    "`batches.cancel`: a running job ends CANCELLED, with no results; a job the stand-in does not know is a 404."
+    o = self.owner
+    with o.lock:
+        o.requests += 1
+        job = o.batches.get(name)
+        if job is not None: o.batch_cancels += 1
+        if job is not None and job['state'] == 'BATCH_STATE_RUNNING': job['state'] = 'BATCH_STATE_CANCELLED'
+    if job is None: return self._send(404, _gemini_error(404, 0))
+    self._send(200, {})
 
 # %% ../nbs/03b_testing.ipynb #fe063ad4
 @patch
@@ -267,8 +309,11 @@ def _reply(self:_Handler, kind, model, prompt, mode, action):
     text, finish = json.dumps(verdict), 'STOP'
     if action == 'truncated': text, finish = text[:len(text) // 2], 'MAX_TOKENS'
     elif action == 'invalid': text = "Sure! I think the answer deserves a good score."
-    if kind == 'gemini': return self._send(200, _gemini_ok(text, finish, model, len(prompt)))
+    if kind == 'gemini':
+        body = _gemini_ok(text, finish, model, len(prompt)); o.bill(body['usageMetadata'], batch=False)
+        return self._send(200, body)
     out = max(1, len(text) // 4)
+    o.bill(dict(promptTokenCount=len(prompt) // 4, candidatesTokenCount=out), batch=False)
     self._send(200, dict(id=f'standin-{time.time_ns()}', object='chat.completion', model=model,
                          choices=[dict(index=0, message=dict(role='assistant', content=text),
                                        finish_reason='stop' if finish == 'STOP' else 'length')],

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from peft import LoraConfig
@@ -22,11 +23,12 @@ from .core import (Config, ConfigError, GpuRequiredError, Progress, SlmNbError, 
                          precision_name, did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
 from .data import TASKS, DataError, load_records, make_task, tokenize_sft
+from .evaluation import use_rank_device
 from .plan import check_fits, training_plan
 
 # %% auto #0
-__all__ = ['check_data_spec', 'TrainConfig', 'check_hardware', 'prepare_examples', 'completion_only_loss', 'plot_loss', 'train',
-           'dataset_from_spec', 'train_from_config']
+__all__ = ['check_data_spec', 'TrainConfig', 'check_hardware', 'prepare_examples', 'completion_only_loss', 'batch_tokens',
+           'trained_tokens', 'plot_loss', 'full_state_dict', 'train', 'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -86,19 +88,24 @@ class TrainConfig(Config):
     eval_data: dict|None = None  # Eval data spec (YAML/CLI)
     run_dir: str|None = None  # Where to write (None: a new runs/<time>-train)
 
-    def validate(self):
-        if self.method == 'full' and (self.trainer == 'unsloth'):
-            raise ConfigError("TrainConfig: method='full' with trainer='unsloth' is not supported here; use trainer='trl'.")
-        if self.max_steps is None and self.epochs <= 0: raise ConfigError("TrainConfig: set max_steps or epochs > 0.")
-        for where in ('data', 'eval_data'):
-            if getattr(self, where) is not None:
-                try: check_data_spec(getattr(self, where), where)
-                except ConfigError as e: raise ConfigError(f"TrainConfig: {e}") from None
-        if self.packing and not self.padding_free:
-            raise ConfigError("TrainConfig: packing=True needs padding_free=True (position ids keep packed examples apart).")
-        if not 0 <= self.warmup_ratio < 1: raise ConfigError(f"TrainConfig: `warmup_ratio` = {self.warmup_ratio} must be in [0, 1).")
-        for k in ('batch_size', 'grad_accum', 'max_length', 'lora_r', 'logging_steps'):
-            if getattr(self, k) < 1: raise ConfigError(f"TrainConfig: `{k}` = {getattr(self, k)} must be at least 1.")
+
+# %% ../nbs/05_trainers.ipynb #87636f8e
+@patch
+def validate(self:TrainConfig):
+    "Refuse contradictory or out-of-range settings, naming the field."
+    if self.method == 'full' and (self.trainer == 'unsloth'):
+        raise ConfigError("TrainConfig: method='full' with trainer='unsloth' is not supported here; use trainer='trl'.")
+    if self.max_steps is None and self.epochs <= 0: raise ConfigError("TrainConfig: set max_steps or epochs > 0.")
+    for where in ('data', 'eval_data'):
+        if getattr(self, where) is not None:
+            try: check_data_spec(getattr(self, where), where)
+            except ConfigError as e: raise ConfigError(f"TrainConfig: {e}") from None
+    if self.packing and not self.padding_free:
+        raise ConfigError("TrainConfig: packing=True needs padding_free=True (position ids keep packed examples apart).")
+    if not 0 <= self.warmup_ratio < 1: raise ConfigError(f"TrainConfig: `warmup_ratio` = {self.warmup_ratio} must be in [0, 1).")
+    for k in ('batch_size', 'grad_accum', 'max_length', 'lora_r', 'logging_steps'):
+        if getattr(self, k) < 1: raise ConfigError(f"TrainConfig: `{k}` = {getattr(self, k)} must be at least 1.")
+
 
 # %% ../nbs/05_trainers.ipynb #7ddb01fb
 def check_hardware(cfg:TrainConfig):
@@ -152,7 +159,11 @@ def completion_only_loss(model, inputs:dict, num_items_in_batch=None):
 def _sft_trainer_cls():
     "SFTTrainer with the completion-logits-only loss."
     class _Trainer(SFTTrainer):
-        use_completion_logits_only = True
+        use_completion_logits_only, tokens_fed = True, None
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            n = batch_tokens(inputs)
+            self.tokens_fed = n if self.tokens_fed is None else self.tokens_fed + n
+            return super().training_step(model, inputs, num_items_in_batch)
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if not self.use_completion_logits_only:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
@@ -167,6 +178,21 @@ def _latest_checkpoint(ckpt_dir:Path) -> Path|None:
     return cks[-1] if cks else None
 
 def _is_main() -> bool: return int(os.environ.get('RANK', '0')) == 0
+
+# %% ../nbs/05_trainers.ipynb #93a43d29
+def batch_tokens(inputs:dict) -> torch.Tensor:
+    "[input tokens that are not padding, supervised tokens] of one collated batch: an int64 tensor where the batch is (no sync)."
+    ids, labels = inputs['input_ids'], inputs.get('labels')
+    real = inputs['attention_mask'].sum() if 'attention_mask' in inputs else torch.tensor(ids.numel(), device=ids.device)  # padding-free
+    sup = (labels != -100).sum() if labels is not None else torch.zeros((), dtype=torch.long, device=ids.device)
+    return torch.stack([real.long(), sup.long()])
+
+def trained_tokens(trainer) -> dict:
+    "What this run's training steps fed the model, summed over processes: `trained_tokens` and `trained_supervised_tokens`."
+    n = trainer.tokens_fed if trainer.tokens_fed is not None else torch.zeros(2, dtype=torch.long)
+    n = trainer.accelerator.reduce(n.to(trainer.accelerator.device), reduction='sum').cpu()
+    return dict(trained_tokens=int(n[0]), trained_supervised_tokens=int(n[1]))
+
 
 # %% ../nbs/05_trainers.ipynb #c044b166
 def plot_loss(history:list[dict], path, title:str='training loss'):
@@ -250,34 +276,36 @@ class _TrainProgress(TrainerCallback):
     def on_step_end(self, args, state, control, **kw): self._line(state)
     def on_train_end(self, args, state, control, **kw): self._line(state, final=True)
 
-# %% ../nbs/05_trainers.ipynb #adc9f872
-def _tokens_per_row(trainer, n_tokens:int, n_examples:int) -> float:
-    "Mean tokens of a training row as the trainer batches them."
-    rows = trainer.train_dataset
-    if 'input_ids' in getattr(rows, 'column_names', []): return sum(len(x) for x in rows['input_ids']) / max(len(rows), 1)
-    return n_tokens / max(n_examples, 1)
+# %% ../nbs/05_trainers.ipynb #eaa3f9e1
+def full_state_dict(model) -> dict:
+    "The whole state dict of an FSDP-sharded `model`, gathered to rank 0 on the CPU (other ranks get {}): call it on every rank."
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # only sharded runs need it
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, tokens_per_row:float, data_report:dict) -> dict:
+
+# %% ../nbs/05_trainers.ipynb #adc9f872
+def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_report:dict) -> dict:
     "The run's numbers: speed, memory, losses, what was trained."
     steps_run = len(rec.step_times)
-    trained_tokens = steps_run * cfg.batch_size * cfg.grad_accum * trainer.args.world_size * tokens_per_row
+    fed = trained_tokens(trainer)  # what the steps fed the model, summed over processes
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
         method=cfg.method, trainer=cfg.trainer, precision=precision_name(cfg.precision),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
-        trained_tokens=int(trained_tokens), tokens_per_s=trained_tokens / m.wall_s if m.wall_s else None,
+        **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
         peak_rss_mb=m.peak_rss_mb, cuda_peak_allocated_mb=m.cuda_peak_allocated_mb,
         final_loss=losses[-1]['loss'] if losses else None, train_loss_mean=float(result.training_loss),
         loss_history=[(h['step'], h['loss']) for h in losses], eval_loss=evals[-1] if evals else None, data=data_report,
         **model_stats(trainer.model),
         trainable_checksum=float(sum(p.detach().double().sum() for p in trainer.model.parameters() if p.requires_grad)))
 
-def _save_outputs(cfg:TrainConfig, trainer, tok, run_dir:Path, model_path:Path, metrics:dict, history:list):
-    "Rank 0 writes the adapter (or model) with its tokenizer and base record, the loss plot and metrics.json."
+def _save_outputs(cfg:TrainConfig, trainer, tok, run_dir:Path, model_path:Path, metrics:dict, history:list, state_dict:dict|None=None):
+    "Rank 0 writes the adapter (or model; `state_dict`: FSDP's gathered weights) with its tokenizer and base record, the loss plot and metrics.json."
     out = run_dir/('model' if cfg.method == 'full' else 'adapter')
-    trainer.save_model(str(out))
+    if state_dict is None: trainer.save_model(str(out))
+    else: trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(out), state_dict=state_dict)
     tok.save_pretrained(out)  # tokenizer + chat template travel with the adapter
     record_base(out, cfg.model, model_path, cfg.method)
     metrics.update(artifact=str(out), artifact_bytes=model_stats(path=out)['disk_bytes'])
@@ -301,11 +329,12 @@ def train(cfg:TrainConfig, # The resolved config
           callbacks:list|None=None) -> dict: # Extra transformers TrainerCallbacks
     "Fine-tune per `cfg`, write adapter/weights, tokenizer, config, metrics and loss curve to `run_dir`; return the metrics."
     check_hardware(cfg)
+    use_rank_device()  # this process's GPU (LOCAL_RANK) before any CUDA context or collective opens
     seed_everything(cfg.seed)
-    model_path = resolve_model(cfg.model)
-    check_fits(training_plan(str(model_path), method=cfg.method, trainer=cfg.trainer, precision=cfg.precision, batch_size=cfg.batch_size,
-                             max_length=cfg.max_length, lora_r=cfg.lora_r, target_modules=cfg.target_modules,
-                             gradient_checkpointing=cfg.gradient_checkpointing, device=get_device()))  # before any weight loads
+    check_fits(training_plan(cfg.model, method=cfg.method, trainer=cfg.trainer, precision=cfg.precision, batch_size=cfg.batch_size,
+                             max_length=cfg.max_length, lora_r=cfg.lora_r, target_modules=cfg.target_modules, fsdp=cfg.fsdp,
+                             gradient_checkpointing=cfg.gradient_checkpointing, device=get_device()))  # from config.json alone
+    model_path = resolve_model(cfg.model)  # only now are weights downloaded (a Hub id) or converted
     run_dir = Path(run_dir or cfg.run_dir or new_run_dir('train'))
     run_dir.mkdir(parents=True, exist_ok=True); (run_dir/'plots').mkdir(exist_ok=True)
     tok = load_tokenizer(model_path, trust_remote_code=cfg.trust_remote_code)
@@ -316,13 +345,13 @@ def train(cfg:TrainConfig, # The resolved config
     resume_from = _latest_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None: raise SlmNbError(f"resume=True but {ckpt_dir} holds no checkpoint-* folder to resume from.")
     trainer, rec = _make_trainer(cfg, tok, model_path, ex_train, ex_eval, ckpt_dir, callbacks or [])
-    per_row = _tokens_per_row(trainer, data_report['n_tokens'], len(ex_train))
     with measure() as m:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if ex_eval is not None: rec.history.append({'step': trainer.state.global_step, 'eval_loss': float(trainer.evaluate()['eval_loss'])})
-    metrics = _train_metrics(cfg, trainer, result, m, rec, per_row, data_report)
+    metrics = _train_metrics(cfg, trainer, result, m, rec, data_report)
     metrics['resumed_from'] = str(resume_from) if resume_from else None
-    if _is_main(): _save_outputs(cfg, trainer, tok, run_dir, model_path, metrics, rec.history)
+    state = full_state_dict(trainer.model) if cfg.fsdp else None  # every rank takes part in the gather
+    if _is_main(): _save_outputs(cfg, trainer, tok, run_dir, model_path, metrics, rec.history, state)
     return metrics
 
 # %% ../nbs/05_trainers.ipynb #e59f58c0
@@ -352,6 +381,7 @@ def _shared_run_dir() -> Path:
     "A new run directory, created by rank 0 and shared with the other ranks through torch.distributed."
     if int(os.environ.get('WORLD_SIZE', 1)) == 1: return new_run_dir('train')
     import torch.distributed as dist  # only multi-process runs need it
+    use_rank_device()  # NCCL: each rank on its own GPU
     if not dist.is_initialized(): dist.init_process_group(backend='gloo' if get_device() == 'cpu' else 'nccl')
     obj = [str(new_run_dir('train')) if dist.get_rank() == 0 else None]
     dist.broadcast_object_list(obj, src=0)

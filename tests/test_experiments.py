@@ -1,5 +1,5 @@
 """The main job and the failure paths of `slm-nb run`, through papermill, checking the run directory's contents."""
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest, yaml
@@ -8,8 +8,8 @@ BIN = Path(sys.executable).parent
 DUMMY_KEY = 'dummy-secret-key-do-not-write-7f3a'
 
 
-def slm_nb(*args, root, timeout=1200):
-    env = {**os.environ, 'GEMINI_API_KEY': DUMMY_KEY, 'OPENAI_API_KEY': DUMMY_KEY}
+def slm_nb(*args, root, timeout=1200, unset=()):
+    env = {k: v for k, v in {**os.environ, 'GEMINI_API_KEY': DUMMY_KEY, 'OPENAI_API_KEY': DUMMY_KEY}.items() if k not in unset}
     return subprocess.run([str(BIN / 'slm-nb'), *args, '--root', str(root), '--no-progress'] if args[0] == 'run' else
                           [str(BIN / 'slm-nb'), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
@@ -143,3 +143,21 @@ def test_lora_sft_on_open_ended_alpaca(tmp_path, check_ok):
     assert {x['kind'] for x in judg if x['mode'] == 'single'} == {'instruction'}
     report = (d / 'report.md').read_text()
     assert 'Exact match: n/a (0 of 6 have exact answers)' in report and 'Reference NLL change' in report
+
+
+@pytest.mark.parametrize('case', ['empty_benchmark', 'no_gemini_key', 'cap_without_price'])
+def test_math_judge_fails_before_training(tmp_path, case):
+    "What can fail without a model fails first: an empty benchmark, a missing Gemini key, a cost cap without a price."
+    small = ['-p', 'max_steps', '1', '-p', 'n_problems', '2', '-p', 'max_new_tokens', '4', '-p', 'n_control', '0']
+    args, unset, want = {
+        'empty_benchmark': (['-p', 'test_path', 'demi:pretraining'], (), ('DataError', r"the benchmark is empty: all 49 problem\(s\) of test_path='demi:pretraining' also appear in train_path='demi:pretraining'")),
+        'no_gemini_key': (['-p', 'judge_backend', 'gemini'], ('GEMINI_API_KEY', 'GOOGLE_API_KEY'), ('ConfigError', 'GEMINI_API_KEY')),
+        'cap_without_price': (['-p', 'judge_backend', 'openai', '-p', 'judge_base_url', 'http://127.0.0.1:9/v1', '-p', 'judge_model', 'my-model',
+                               '-p', 'judge_max_cost_usd', '1'], (), ('ConfigError', "max_cost_usd=1(\\.0)? cannot be enforced without a price for 'my-model'")),
+    }[case]
+    r = slm_nb('run', 'math_judge', *small, *args, root=tmp_path, unset=unset, timeout=600)
+    assert r.returncode != 0, r.stdout[-2000:]
+    d = only_run(tmp_path)
+    st = json.loads((d / 'status.json').read_text())
+    assert st['ename'] == want[0] and re.search(want[1], st['evalue']), st
+    assert not (d / 'adapter').exists() and not (d / 'train_config.yaml').exists(), sorted(p.name for p in d.iterdir())  # nothing trained

