@@ -368,25 +368,31 @@ class GeminiJudge(Judge):
         self.client = genai.Client(api_key=key, http_options=t.HttpOptions(
             base_url=cfg.base_url, timeout=int(cfg.timeout_s * 1000), retry_options=t.HttpRetryOptions(attempts=1)))
 
-    def request_config(self, system, schema):
-        "The generation config of one judgment (schema-constrained JSON)."
-        t = genai_types
-        return t.GenerateContentConfig(
-            system_instruction=system, temperature=self.cfg.temperature, max_output_tokens=self.cfg.max_output_tokens,
-            response_mime_type='application/json', response_schema=schema,
-            thinking_config=None if self.cfg.thinking_budget is None else t.ThinkingConfig(thinking_budget=self.cfg.thinking_budget))
 
-    def call(self, messages, system, schema):
-        t = genai_types
-        contents = [t.Content(role='model' if m['role'] == 'assistant' else 'user', parts=[t.Part(text=m['content'] or '(empty reply)')])
-                    for m in messages]
-        try: r = self.client.models.generate_content(model=self.cfg.model, contents=contents, config=self.request_config(system, schema))
-        except genai_errors.APIError as e:
-            code = e.code if isinstance(e.code, int) else None
-            raise JudgeCallError(f"HTTP {e.code} {e.status}: {str(e.message)[:300]}", kind='api', code=code,
-                                 retryable=code in RETRYABLE_HTTP, retry_after_s=retry_delay_s(e.details)) from None
-        except Exception as e: raise _transport_error(e) from None
-        return _gemini_result(r)
+# %% ../nbs/07_judge.ipynb #e7a31830
+@patch
+def request_config(self:GeminiJudge, system:str, schema:type[BaseModel]):
+    "The generation config of one judgment (schema-constrained JSON)."
+    t = genai_types
+    return t.GenerateContentConfig(
+        system_instruction=system, temperature=self.cfg.temperature, max_output_tokens=self.cfg.max_output_tokens,
+        response_mime_type='application/json', response_schema=schema,
+        thinking_config=None if self.cfg.thinking_budget is None else t.ThinkingConfig(thinking_budget=self.cfg.thinking_budget))
+
+# %% ../nbs/07_judge.ipynb #fb31b354
+@patch
+def call(self:GeminiJudge, messages:list[dict], system:str, schema:type[BaseModel]) -> CallResult:
+    "Send the conversation with schema-constrained JSON output; the reply as a `CallResult`, or `JudgeCallError`."
+    t = genai_types
+    contents = [t.Content(role='model' if m['role'] == 'assistant' else 'user', parts=[t.Part(text=m['content'] or '(empty reply)')])
+                for m in messages]
+    try: r = self.client.models.generate_content(model=self.cfg.model, contents=contents, config=self.request_config(system, schema))
+    except genai_errors.APIError as e:
+        code = e.code if isinstance(e.code, int) else None
+        raise JudgeCallError(f"HTTP {e.code} {e.status}: {str(e.message)[:300]}", kind='api', code=code,
+                             retryable=code in RETRYABLE_HTTP, retry_after_s=retry_delay_s(e.details)) from None
+    except Exception as e: raise _transport_error(e) from None
+    return _gemini_result(r)
 
 # %% ../nbs/07_judge.ipynb #6e44314a
 def _parse_json_reply(text:str|None, schema:type[BaseModel]) -> dict|None:

@@ -150,7 +150,7 @@ def test_math_judge_fails_before_training(tmp_path, case):
     "What can fail without a model fails first: an empty benchmark, a missing Gemini key, a cost cap without a price."
     small = ['-p', 'max_steps', '1', '-p', 'n_problems', '2', '-p', 'max_new_tokens', '4', '-p', 'n_control', '0']
     args, unset, want = {
-        'empty_benchmark': (['-p', 'test_path', 'demi:pretraining'], (), ('DataError', r"the benchmark is empty: all 49 problem\(s\) of test_path='demi:pretraining' also appear in train_path='demi:pretraining'")),
+        'empty_benchmark': (['-p', 'test_path', 'demi:pretraining'], (), ('DataError', r"the benchmark is empty: all 2 problem\(s\) of test_path='demi:pretraining' also appear in train_path='demi:pretraining'")),
         'no_gemini_key': (['-p', 'judge_backend', 'gemini'], ('GEMINI_API_KEY', 'GOOGLE_API_KEY'), ('ConfigError', 'GEMINI_API_KEY')),
         'cap_without_price': (['-p', 'judge_backend', 'openai', '-p', 'judge_base_url', 'http://127.0.0.1:9/v1', '-p', 'judge_model', 'my-model',
                                '-p', 'judge_max_cost_usd', '1'], (), ('ConfigError', "max_cost_usd=1(\\.0)? cannot be enforced without a price for 'my-model'")),

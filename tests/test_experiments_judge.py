@@ -101,6 +101,22 @@ def test_math_judge_on_a_users_files(tmp_path, check_ok):
     assert m['data']['test_sha256'] and m['data']['train_sha256'] and len(read_jsonl(d / 'generations.jsonl')) == 4
 
 
+def test_math_judge_control_on_instruction_data(tmp_path, check_ok):
+    "Instruction-style references (sentences, one-word labels) through the known-bad control: corrupted, never a crash."
+    from slm_nb.data import load_records
+    refs = [r['completion'][0]['content'] for r in load_records('alpaca:sample', limit=4)]
+    assert 'The capital of Japan is Tokyo.' in refs and 'Negative' in refs  # the references that used to crash `corrupt`
+    small = [x for k in range(0, len(SMALL), 3) if SMALL[k + 1] not in ('n_problems', 'n_control') for x in SMALL[k:k + 3]]
+    r = slm_nb('run', 'math_judge', *small, '-p', 'test_path', 'alpaca:sample', '-p', 'n_problems', '4', '-p', 'n_control', '4',
+               root=tmp_path / 'runs')
+    check_ok(r)
+    (d,) = runs_of(tmp_path / 'runs', 'math_judge')
+    ctl = json.loads((d / 'metrics.json').read_text())['control']
+    assert (ctl['n_pairs'], ctl['n_failed'], ctl['n_skipped']) == (4 * 3, 0, 0), ctl
+    judg = read_jsonl(d / 'judgments.jsonl')
+    assert {j['kind'] for j in judg if j['mode'] == 'single'} == {'instruction'}  # the rubric follows the content
+
+
 def test_full_scale_recipe_dry_run_and_refusal(tmp_path):
     "The gpt-oss-20b recipe: a dry run prints the plan and exits cleanly; without it, this machine is refused before loading."
     r = slm_nb('run', 'math_judge', '-f', 'gpt-oss-20b', '-p', 'dry_run', 'true', root=tmp_path / 'dry')
