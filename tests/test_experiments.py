@@ -26,7 +26,7 @@ def assert_no_secret(run_dir):
 
 
 def test_lora_sft_small(tmp_path, check_ok):
-    r = slm_nb('run', 'lora_sft', '-p', 'n_train', '160', '-p', 'n_test', '24', '-p', 'max_steps', '12',
+    r = slm_nb('run', 'lora_sft', '-p', 'n_train', '160', '-p', 'n_test', '24', '-p', 'max_steps', '30',
                '-p', 'max_new_tokens', '8', '-p', 'eval_batch_size', '24', '-p', 'batch_size', '8', root=tmp_path)
     check_ok(r)
     d = only_run(tmp_path)
@@ -37,16 +37,19 @@ def test_lora_sft_small(tmp_path, check_ok):
         assert (d / f).exists(), f
     assert json.loads((d / 'status.json').read_text())['status'] == 'succeeded'
     params = yaml.safe_load((d / 'params.yaml').read_text())
-    assert params['max_steps'] == 12 and params['experiment'] == 'lora_sft'
+    assert params['max_steps'] == 30 and params['experiment'] == 'lora_sft'
     m = json.loads((d / 'metrics.json').read_text())
     for k in ('base_exact_match', 'tuned_exact_match', 'gain_points', 'train_tokens_per_s', 'eval_generated_tokens_per_s',
               'base_ref_nll', 'tuned_ref_nll', 'nll_change', 'nll_change_ci'):
         assert k in m['headline'], k
     # the tuned model finds the held-out references more likely than its base (a large effect even after 12 steps)
     assert m['headline']['nll_change_ci'][1] < 0, m['headline']
+    # and it answers more held-out questions exactly than its base: the paired 95% CI of the gain excludes 0
+    # (measured on a 2-core AVX512-BF16 CPU: 0.00 -> 0.25, CI [8, 42] points after 30 steps; 12 steps gave 0.00 -> 0.04)
+    assert m['headline']['gain_ci_points'][0] > 0, m['headline']
     assert 0 <= m['base']['accuracy'] <= 1 and 0 <= m['tuned']['accuracy'] <= 1
     assert m['base']['n'] == 24 and m['tuned']['ci_low'] <= m['tuned']['accuracy'] <= m['tuned']['ci_high']
-    assert m['train']['global_step'] == 12 and m['train']['final_loss'] < m['train']['loss_history'][0][1]
+    assert m['train']['global_step'] == 30 and m['train']['final_loss'] < m['train']['loss_history'][0][1]
     assert len((d / 'predictions.jsonl').read_text().splitlines()) == 24
     nb = json.loads((d / 'lora_sft.ipynb').read_text())
     assert sum(len(c.get('outputs', [])) for c in nb['cells']) > 5  # executed, with outputs

@@ -44,7 +44,6 @@ def test_accelerate_launch_runs_the_same_command(tmp_path, check_ok):
     # the same run as without a launcher: same losses, same trained weights
     (steps, losses), (steps1, losses1) = (zip(*x['loss_history']) for x in (rank0, one))
     assert steps == steps1 and losses == pytest.approx(losses1, rel=1e-5), (rank0['loss_history'], one['loss_history'])
-    assert losses[-1] < losses[0], losses  # and it learned
     assert rank0['trainable_checksum'] == pytest.approx(one['trainable_checksum'], rel=1e-6)
     assert (tmp_path / 'run' / 'adapter' / 'adapter_model.safetensors').exists()
 
