@@ -200,6 +200,7 @@ def known_bad_control(judge:Judge, # The judge under test
                       seed:int=0, # Corruption and bootstrap seed
                       cache=None, # See `run_judge`
                       concurrency:int|None=None, # See `run_judge`
+                      n_boot:int=2000, # Bootstrap resamples of the sanity rate's CI
                      ) -> dict:
     "Grade each reference and its corrupted copies against the reference; the sanity rate is the share of copies scored lower."
     skipped = [dict(id=it['id'], reason='empty reference: nothing to corrupt') for it in items if not str(it.get('reference') or '').strip()]
@@ -213,7 +214,7 @@ def known_bad_control(judge:Judge, # The judge under test
     score = {r['id']: r['score'] if r['status'] == 'ok' else None for r in recs}
     pairs = [dict(id=it['id'], how=how, original=score[(it['id'], 'original')], corrupted=score[(it['id'], how)]) for it in items for how in hows]
     ok = [p for p in pairs if p['original'] is not None and p['corrupted'] is not None]
-    lower = lambda ps: bootstrap_ci([float(p['corrupted'] < p['original']) for p in ps], seed=seed)
+    lower = lambda ps: bootstrap_ci([float(p['corrupted'] < p['original']) for p in ps], n=n_boot, seed=seed)
     for r in recs: r['id'] = list(r['id'])
     return dict(sanity_rate=lower(ok), by_how={h: lower([p for p in ok if p['how'] == h]) for h in hows}, n_pairs=len(pairs),
                 n_failed=len(pairs) - len(ok), pairs=pairs, records=recs, failures=_failure_counts(recs), n_skipped=len(skipped), skipped=skipped)
@@ -253,7 +254,9 @@ def judge_base_tuned(judge:Judge, # From `judge_session`
                      n:int|None=None, # Grade the first `n` records (None: all)
                      n_control:int=0, # References corrupted for the known-bad control (0: none)
                      swap:bool=True, # Pairwise in both orders
-                     seed:int=0, cache=None) -> dict:
+                     seed:int=0, # Control and bootstrap seed
+                     n_boot:int=2000, # Bootstrap resamples of every CI in the report and the control
+                     cache=None) -> dict:
     "Reference-guided single grading of both models, pairwise tuned (a) vs base (b), the known-bad control, and one report."
     n = len(base_items) if n is None else min(n, len(base_items))
     recs = [records[i] for i in range(n)]
@@ -267,6 +270,6 @@ def judge_base_tuned(judge:Judge, # From `judge_session`
     if n_control:
         ctl_items = common[:n_control]
         kinds = {c['kind'] for c in ctl_items}
-        control = known_bad_control(judge, ctl_items, kind=kinds.pop() if len(kinds) == 1 else 'proof', seed=seed, cache=cache)
+        control = known_bad_control(judge, ctl_items, kind=kinds.pop() if len(kinds) == 1 else 'proof', seed=seed, cache=cache, n_boot=n_boot)
     return dict(single=single, pairwise=pairwise, control=control, kinds=sorted({c['kind'] for c in common}),
-                report=judge_report(single=single, pairwise=pairwise, exact=exact or None, seed=seed, judge=judge))
+                report=judge_report(single=single, pairwise=pairwise, exact=exact or None, seed=seed, n_boot=n_boot, judge=judge))
