@@ -22,7 +22,8 @@ def make_alpaca(n: int, seed: int = 0) -> list[dict]:
 
 
 def ours(path, tok, max_length):
-    from slm_nb.data import load_records, tokenize_sft
+    from slm_nb.data import load_records
+    from slm_nb.sft import tokenize_sft
     ds = load_records(path)
     tds, rep = tokenize_sft(ds, tok, max_length=max_length)
     return len(tds), rep

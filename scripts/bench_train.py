@@ -18,7 +18,8 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 
 from slm_nb.models import resolve_model, load_tokenizer
-from slm_nb.data import task_splits, to_trl
+from slm_nb.tasks import task_splits
+from slm_nb.sft import to_trl
 from slm_nb.engines import HFEngine, GenConfig
 from slm_nb.evaluation import evaluate
 from slm_nb.trainers import TrainConfig, train

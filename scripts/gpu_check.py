@@ -19,7 +19,7 @@ def main():
     import torch
     if not torch.cuda.is_available(): sys.exit('gpu_check: no CUDA GPU here; on a CPU run `make test` instead.')
     from slm_nb.core import env_info
-    from slm_nb.data import task_splits
+    from slm_nb.tasks import task_splits
     from slm_nb.engines import HFEngine, GenConfig
     from slm_nb.evaluation import evaluate
     from slm_nb.trainers import TrainConfig, train

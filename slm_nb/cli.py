@@ -17,7 +17,7 @@ from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, ato
 # %% auto #0
 __all__ = ['experiments_dir', 'list_experiments', 'declared_kinds', 'value_from_text', 'check_value', 'parse_params',
            'recipes_dir', 'read_params_file', 'section_titles', 'run_experiment', 'compare_runs', 'train_command',
-           'main']
+           'serve_command', 'main']
 
 # %% ../nbs/08_cli.ipynb #0d7b2c7b
 def experiments_dir() -> Path:
@@ -322,6 +322,34 @@ def train_command(config:str, # A TrainConfig YAML file
                                        f'--main_process_port={port}']
     return [sys.executable, '-m', 'accelerate.commands.launch', *cpu, *machines, f'--num_processes={nproc * nnodes}', *inner]
 
+# %% ../nbs/08_cli.ipynb #c10513f5
+def _add_serve_parser(sub):
+    "The `serve` subcommand's arguments."
+    s = sub.add_parser('serve', help="serve a model on vLLM's or llama.cpp's OpenAI-compatible server")
+    s.add_argument('model', nargs='?', default='smollm2-135m-instruct',
+                   help='llamacpp: a .gguf file or folder; vllm: a HF or compressed folder or Hub id; or the embedded name')
+    s.add_argument('--adapter', action='append', default=[], metavar='NAME=PATH', help='LoRA adapter served by NAME (vllm; repeatable)')
+    s.add_argument('--engine', default='llamacpp', help='llamacpp (one user, a laptop) or vllm (many concurrent users)')
+    s.add_argument('--host', default='127.0.0.1', help='address to bind; outside 127.0.0.0/8 needs $SLM_NB_API_KEY')
+    s.add_argument('--port', type=int, default=8000)
+    s.add_argument('--require-key', action='store_true', help='require $SLM_NB_API_KEY on loopback too')
+    s.add_argument('--context', type=int, default=2048, help='context in tokens (llamacpp n_ctx, vllm max_model_len)')
+    s.add_argument('--kv-cache-gb', type=float, default=None, help='vllm: KV cache size in GiB')
+    s.add_argument('--enforce-eager', action='store_true', help='vllm: no torch.compile (faster start, slower steps)')
+    s.add_argument('--device', default=None, help='vllm: cuda or cpu (default: detected)')
+    s.add_argument('--tensor-parallel-size', type=int, default=1, help='vllm on CUDA: GPUs per layer')
+    s.add_argument('--grace-s', type=float, default=30, help='seconds for requests in flight after Ctrl-C/SIGTERM')
+    s.add_argument('--timeout-s', type=float, default=600, help='longest wait for the server to answer')
+
+def serve_command(a) -> int:
+    "Run `slm-nb serve`: start the server, print where it answers, wait for a signal or its death."
+    from slm_nb.serve import serve, run_until_signal  # lazy: the engines' imports would slow `slm-nb list`
+    kw = (dict(n_ctx=a.context) if a.engine == 'llamacpp' else
+          dict(max_model_len=a.context, kv_cache_gb=a.kv_cache_gb, enforce_eager=a.enforce_eager, device=a.device,
+               tensor_parallel_size=a.tensor_parallel_size))
+    srv = serve(a.model, a.adapter, a.engine, a.host, a.port, require_key=a.require_key, timeout_s=a.timeout_s, **kw)
+    return run_until_signal(srv, grace_s=a.grace_s)
+
 # %% ../nbs/08_cli.ipynb #d9a63051
 def _print_headline(run_dir:Path):
     m = read_metrics(run_dir)
@@ -355,6 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument('model', help='embedded name, folder or Hub id (the base when --adapter is given)')
     g.add_argument('--adapter', default=None); g.add_argument('--type', default='q8_0', help='f16, bf16, q8_0, q4_k_m or q4_0')
     g.add_argument('--out', default='gguf', help='output folder'); g.add_argument('--name', default=None, help='file stem')
+    _add_serve_parser(sub)
     return ap
 
 # %% ../nbs/08_cli.ipynb #736027c4
@@ -404,6 +433,7 @@ def main(argv:list|None=None) -> int:
             print(f"{Path(a.out)/rep['file']}: self-check passed (top-1 {rep['top1_agreement']:.3f}, mean KL {rep['mean_kl']:.2g}); "
                   f"Modelfile and README.md beside it")
             return 0
+        if a.cmd == 'serve': return serve_command(a)
     except SlmNbError as e:
         print(f"slm-nb {a.cmd}: {e}", file=sys.stderr)
         return 2

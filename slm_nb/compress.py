@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 from .core import (ConfigError, SlmNbError, atomic_write_json, did_you_mean, dir_size_bytes, get_device, measure,
                          require_gpu, torch_dtype, write_metrics)
 from .models import load_tokenizer, merge_adapter, resolve_model
-from .data import calibration_samples, tokenize_sft
+from .sft import calibration_samples, tokenize_sft
 from .scoring import bootstrap_ci
 from .engines import HFEngine
 from .evaluation import evaluate

@@ -1,4 +1,4 @@
-"""Every input format users have (Alpaca, DEMI-style math CSV/JSON, their own CSV/JSONL, Hugging Face datasets) normalized once into chat records with exact answers; procedural tasks; SFT tokenization with the prompt rendering of `slm_nb.chat`; calibration samples; statistics; and errors that say where and what.
+"""Every input format users have (Alpaca, DEMI-style math CSV/JSON, their own CSV/JSONL, Hugging Face datasets) normalized once into chat records with exact answers, overlap checks, statistics, and errors that say where and what.
 
 Docs: https://slm-nb.github.io/slm_nb/data.html.md"""
 
@@ -6,25 +6,21 @@ Docs: https://slm-nb.github.io/slm_nb/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #7db20fca
 from __future__ import annotations
-import csv, hashlib, inspect, json, logging, os, random, re, unicodedata, warnings
+import csv, hashlib, json, logging, os, re, unicodedata
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
-import pyarrow.compute as pc
 
-from .core import SlmNbError, did_you_mean, package_path, percentile
-from .chat import last_boxed, prompt_add_special_tokens, render_prompt
+from .core import SlmNbError, did_you_mean, package_path
+from .chat import last_boxed
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'SHIPPED_DATA', 'UNITS', 'WORDS',
-           'TASKS', 'DataError', 'make_record', 'resolve_source', 'infer_format', 'iter_records', 'content_hash',
-           'load_records', 'canonical_number', 'arithmetic', 'unit_conversion', 'reverse_words', 'sort_words',
-           'make_task', 'check_no_overlap', 'task_splits', 'drop_overlap', 'tokenize_sft', 'to_trl', 'to_text',
-           'calibration_samples', 'describe']
+__all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'SHIPPED_DATA', 'DataError',
+           'make_record', 'resolve_source', 'infer_format', 'iter_records', 'content_hash', 'load_records',
+           'check_no_overlap', 'drop_overlap']
 
 # %% ../nbs/02_data.ipynb #c779d18b
 class DataError(SlmNbError, ValueError):
@@ -511,117 +507,6 @@ def load_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
 
 
 
-# %% ../nbs/02_data.ipynb #35a460ac
-def canonical_number(x) -> str: # x: an int, float or Decimal
-    "The canonical string of a number: '85', '2.5', '0.035', '-3' (no exponent, no trailing zeros)."
-    d = x if isinstance(x, Decimal) else Decimal(str(x))
-    s = format(d.normalize(), 'f')
-    return '0' if s in ('-0', '0') else s
-
-# %% ../nbs/02_data.ipynb #7606d6da
-def _digits_range(digits) -> tuple[int, int]:
-    lo, hi = (digits, digits) if isinstance(digits, int) else tuple(digits)
-    if not (1 <= lo <= hi <= 18): raise DataError(f"digits={digits!r}: expected an int or (lo, hi) range within 1..18.")
-    return lo, hi
-
-def _operand(rng, lo:int, hi:int) -> int:
-    d = rng.randint(lo, hi)
-    return rng.randint(0 if d == 1 else 10**(d-1), 10**d - 1)
-
-def arithmetic(rng, # A random.Random
-               digits=2, # Operand digits: an int, or a (lo, hi) range such as (2, 3)
-               ops:str='+-', # Operators to draw from, any of '+-*'
-               negative:bool=False): # Allow negative results (else a - b has a >= b)
-    "A multi-digit arithmetic question: operands of `digits` digits (int or (lo, hi)), an op from `ops`."
-    lo, hi = _digits_range(digits)
-    if not ops or set(ops) - set('+-*'): raise DataError(f"ops={ops!r}: expected a string of operators from '+-*'.")
-    a, b, op = _operand(rng, lo, hi), _operand(rng, lo, hi), rng.choice(ops)
-    if op == '-' and not negative and a < b: a, b = b, a
-    value = {'+': a + b, '-': a - b, '*': a * b}[op]
-    return f"What is {a} {op} {b}?", str(value), {'+': 'addition', '-': 'subtraction', '*': 'multiplication'}[op]
-
-UNITS = {'length': [('km', 'm', 1000), ('m', 'cm', 100), ('cm', 'mm', 10), ('m', 'mm', 1000)],
-         'mass': [('kg', 'g', 1000), ('g', 'mg', 1000), ('t', 'kg', 1000)],
-         'volume': [('L', 'mL', 1000)],
-         'time': [('h', 'min', 60), ('min', 's', 60)]}
-
-def unit_conversion(rng, # A random.Random
-                    categories=('length', 'mass', 'volume', 'time'), # Which unit families (keys of `UNITS`)
-                    max_value:int=100, # Largest value to convert
-                    decimals:int=1): # Decimal places of the value to convert
-    "Convert a value between units; metric both ways, time only to the smaller unit (so answers stay exact)."
-    bad_c = [c for c in categories if c not in UNITS]
-    if bad_c or not categories: raise DataError(f"categories={categories!r}: expected some of {list(UNITS)}.")
-    cat = rng.choice(list(categories))
-    big, small, factor = rng.choice(UNITS[cat])
-    v = Decimal(rng.randint(1, max_value * 10**decimals)) / Decimal(10**decimals)
-    if cat == 'time' or rng.random() < 0.5: src, dst, out = big, small, v * factor
-    else: src, dst, out = small, big, v / factor
-    return f"Convert {canonical_number(v)} {src} to {dst}.", canonical_number(out), cat
-
-WORDS = ('apple river stone cloud green tiger paper music window garden silver orange candle bridge forest '
-         'rocket planet yellow summer winter island castle dragon pencil button mirror ladder basket violin '
-         'falcon meadow harbor lemon copper marble anchor jungle desert feather rabbit turtle wizard velvet '
-         'puzzle camera engine rubber saddle tunnel kettle walnut cherry ginger pepper honey coffee cookie '
-         'shadow thunder breeze frost valley canyon pillow blanket hammer needle rocket whistle lantern').split()
-WORDS = tuple(dict.fromkeys(WORDS))  # unique, order kept
-
-def _words(rng, n_words):
-    lo, hi = (n_words, n_words) if isinstance(n_words, int) else tuple(n_words)
-    if not (2 <= lo <= hi <= len(WORDS)): raise DataError(f"n_words={n_words!r}: expected an int or (lo, hi) within 2..{len(WORDS)}.")
-    return rng.sample(WORDS, rng.randint(lo, hi))
-
-def reverse_words(rng, # A random.Random
-                  n_words=(3, 5)): # Words per question: an int or a (lo, hi) range
-    "Reverse the order of `n_words` distinct words."
-    w = _words(rng, n_words)
-    return f"Reverse the order of these words: {' '.join(w)}", ' '.join(reversed(w)), 'reverse'
-
-def sort_words(rng, # A random.Random
-               n_words=(3, 5)): # Words per question: an int or a (lo, hi) range
-    "Sort `n_words` distinct words alphabetically."
-    w = _words(rng, n_words)
-    return f"Sort these words alphabetically: {' '.join(w)}", ' '.join(sorted(w)), 'sort'
-
-TASKS = {'arithmetic': arithmetic, 'unit_conversion': unit_conversion, 'reverse_words': reverse_words, 'sort_words': sort_words}
-
-# %% ../nbs/02_data.ipynb #5be7af03
-def _split_of(question:str, test_fraction:float) -> str:
-    "'test' for a fixed `test_fraction` of all questions (by a stable hash of the text), else 'train'."
-    h = int(hashlib.md5(question.encode()).hexdigest()[:8], 16) / 16**8
-    return 'test' if h < test_fraction else 'train'
-
-def make_task(name:str, # A key of `TASKS`
-              n:int, # Number of distinct questions
-              seed:int=0, # Same seed, same records
-              split:str='train', # 'train' or 'test' (the held-out part of the question space)
-              system:str|None=None, # Optional system message
-              style:str='answer', # 'answer': the completion is the answer; 'sentence': 'The answer is ...'
-              test_fraction:float=0.2, # Share of the question space reserved for 'test'
-              **knobs) -> Dataset: # Difficulty knobs of the task (see each generator)
-    "`n` distinct generated records with exact answers, deterministic for `seed`."
-    if name not in TASKS: raise DataError(f"unknown task {name!r}.{did_you_mean(name, list(TASKS))} Tasks: {', '.join(TASKS)}.")
-    gen = TASKS[name]
-    valid = [p for p in inspect.signature(gen).parameters if p != 'rng']
-    for k in knobs:
-        if k not in valid: raise DataError(f"task {name!r}: unknown knob `{k}`.{did_you_mean(k, valid)} Knobs: {', '.join(valid)}.")
-    if split not in ('train', 'test'): raise DataError(f"split={split!r}: expected 'train' or 'test'.")
-    if style not in ('answer', 'sentence'): raise DataError(f"style={style!r}: expected 'answer' or 'sentence'.")
-    rng = random.Random(f"{name}:{seed}:{split}")
-    seen, recs, draws, max_draws = set(), [], 0, 200 * n + 2000
-    while len(recs) < n:
-        draws += 1
-        if draws > max_draws:
-            raise DataError(f"task {name!r} {knobs}: found only {len(recs)} distinct {split} questions in {max_draws} draws, "
-                            f"{n} asked; widen the knobs (more digits or words) or ask for fewer.")
-        q, a, t = gen(rng, **knobs)
-        if q in seen or _split_of(q, test_fraction) != split: continue
-        seen.add(q)
-        completion = a if style == 'answer' else f"The answer is {a}"
-        recs.append(make_record(q, completion, answer=a, system=system, source=f'task:{name}', row=len(recs) + 1,
-                                type=t, id=hashlib.md5(q.encode()).hexdigest()[:12]))
-    return Dataset.from_list(recs, features=FEATURES)
-
 # %% ../nbs/02_data.ipynb #7f2fc15b
 def check_no_overlap(train:Dataset, # Training records
                      test:Dataset): # Held-out records
@@ -629,17 +514,6 @@ def check_no_overlap(train:Dataset, # Training records
     def qs(d): return {p[-1]['content'] for p in d['prompt']}
     common = qs(train) & qs(test)
     if common: raise DataError(f"{len(common)} question(s) appear in both train and test, e.g. {sorted(common)[0]!r}.")
-
-def task_splits(name:str, # A key of `TASKS`
-                n_train:int, # Training records
-                n_test:int, # Held-out records
-                seed:int=0, # Same seed, same splits
-                **knobs) -> tuple[Dataset, Dataset]: # Knobs (and make_task options) for both splits
-    "Train and held-out test sets of task `name` that share no question (checked)."
-    train = make_task(name, n_train, seed=seed, split='train', **knobs)
-    test = make_task(name, n_test, seed=seed, split='test', **knobs)
-    check_no_overlap(train, test)
-    return train, test
 
 # %% ../nbs/02_data.ipynb #a67999b2
 def drop_overlap(train:Dataset, # Training records
@@ -649,124 +523,3 @@ def drop_overlap(train:Dataset, # Training records
     seen = {p[-1]['content'] for p in train['prompt']}
     keep = [i for i, p in enumerate(test['prompt']) if p[-1]['content'] not in seen]
     return (test if len(keep) == len(test) else test.select(keep)), [p[-1]['content'] for p in test['prompt'] if p[-1]['content'] in seen]
-
-# %% ../nbs/02_data.ipynb #207ce511
-def _render_pairs(tokenizer, prompts:list, completions:list, metas:list|None=None):
-    "Prompt texts and completion texts (the rest of the full rendering) of a batch."
-    p_texts = render_prompt(tokenizer, prompts)
-    f_texts = render_prompt(tokenizer, [p + c for p, c in zip(prompts, completions)], add_generation_prompt=False)
-    c_texts = []
-    for i, (p, f) in enumerate(zip(p_texts, f_texts)):
-        if not f.startswith(p):
-            m = metas[i] if metas else {}
-            raise DataError(f"{_where(m.get('file'), m.get('row'), source=m.get('source'))}: the chat template renders the prompt "
-                            "differently inside the full conversation, so the completion cannot be split off exactly.")
-        c_texts.append(f[len(p):])
-    return p_texts, c_texts
-
-def _tokenize_batch(batch, tokenizer, max_length:int):
-    eos = tokenizer.eos_token_id
-    p_texts, c_texts = _render_pairs(tokenizer, batch['prompt'], batch['completion'], batch.get('meta'))
-    p_ids = tokenizer(p_texts, add_special_tokens=prompt_add_special_tokens(tokenizer))['input_ids']
-    c_ids = tokenizer(c_texts, add_special_tokens=False)['input_ids']
-    out = {'input_ids': [], 'completion_mask': [], 'labels': [], '_cut': [], '_sup': []}
-    for i, (p, c) in enumerate(zip(p_ids, c_ids)):
-        if eos is not None and eos not in c: c = c + [eos]
-        keep = max(0, min(len(c), max_length - len(p)))
-        if keep == 0:
-            m = batch['meta'][i] if 'meta' in batch else {}
-            raise DataError(f"{_where(m.get('file'), m.get('row'), source=m.get('source'))}: the prompt is {len(p)} tokens, so "
-                            f"max_length={max_length} leaves no completion token to learn; raise max_length or shorten the prompt.")
-        ids = p + c[:keep]
-        out['input_ids'].append(ids)
-        out['completion_mask'].append([0] * len(p) + [1] * keep)
-        out['labels'].append([-100] * len(p) + c[:keep])
-        out['_cut'].append(len(c) - keep); out['_sup'].append(keep)
-    return out
-
-def tokenize_sft(ds:Dataset, # Normalized records
-                 tokenizer, # The model's tokenizer (chat template used when it has one)
-                 max_length:int=512, # Longest example in tokens; longer completions are cut at the end
-                 num_proc:int|None=None, # Worker processes for `datasets.map`
-                 batch_size:int=1000) -> tuple[Dataset, dict]:
-    "Tokenize for SFT: `input_ids`, `completion_mask`, `labels` (-100 on the prompt only), and a report."
-    for c in ('prompt', 'completion'):
-        if c not in ds.column_names: raise DataError(f"tokenize_sft: the dataset has no `{c}` column (columns: {ds.column_names}); load it with load_records.")
-    key = f"{ds._fingerprint}-{getattr(tokenizer, 'name_or_path', '')}-{getattr(tokenizer, 'chat_template', '')}-{max_length}"
-    out = ds.map(_tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc, remove_columns=ds.column_names,
-                 fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length),
-                 new_fingerprint=hashlib.md5(key.encode()).hexdigest(), desc='tokenize_sft')
-    cut, sup = out.data.column('_cut').to_pylist(), out.data.column('_sup').to_pylist()  # Arrow: no per-row Python objects
-    n_tok = pc.sum(pc.list_value_length(out.data.column('input_ids'))).as_py() or 0
-    out = out.remove_columns(['_cut', '_sup'])
-    report = dict(n_records=len(out), n_truncated=sum(1 for x in cut if x), max_tokens_cut=max(cut, default=0),
-                  mean_tokens=n_tok / max(len(out), 1), n_supervised_tokens=sum(sup), max_length=max_length)
-    if report['n_truncated']:
-        logger.warning(f"tokenize_sft: {report['n_truncated']} of {len(out)} records cut at max_length={max_length} "
-                       f"(up to {report['max_tokens_cut']} tokens)")
-    return out, report
-
-# %% ../nbs/02_data.ipynb #d5dd1746
-def to_trl(ds:Dataset) -> Dataset:
-    "TRL conversational prompt-completion: only the `prompt` and `completion` message-list columns."
-    return ds.select_columns(['prompt', 'completion'])
-
-# %% ../nbs/02_data.ipynb #beb18fac
-def to_text(record_or_ds, # A record dict or a Dataset of records
-            tokenizer=None, # When given, its EOS token ends each text
-            add_eos:bool=True): # Append the EOS token (if a tokenizer is given)
-    "Plain text (prompt + completion) for base models without a chat template: a str, or a Dataset with `text`."
-    eos = (tokenizer.eos_token or '') if (tokenizer is not None and add_eos) else ''
-    if isinstance(record_or_ds, Dataset):
-        return record_or_ds.map(lambda r: {'text': render_prompt(None, r['prompt'] + r['completion'], add_generation_prompt=False) + eos},
-                                remove_columns=record_or_ds.column_names)
-    r = record_or_ds
-    return render_prompt(None, r['prompt'] + r['completion'], add_generation_prompt=False) + eos
-
-# %% ../nbs/02_data.ipynb #e5555ef9
-def calibration_samples(ds:Dataset, # Normalized records
-                        tokenizer, # The model's tokenizer
-                        n:int=64, # Number of samples (all records if there are fewer)
-                        max_length:int=512, # Longest sample in tokens
-                        seed:int=0) -> list[str]: # Which records are drawn
-    "`n` records rendered with the chat template (prompt + completion), at most `max_length` tokens each."
-    idx = sorted(random.Random(seed).sample(range(len(ds)), min(n, len(ds))))
-    if len(idx) < n: logger.warning(f"calibration_samples: {n} asked, the dataset has {len(ds)}; using all of them.")
-    sub = ds.select(idx)
-    p, c = _render_pairs(tokenizer, sub['prompt'], sub['completion'], sub['meta'] if 'meta' in sub.column_names else None)
-    texts = [a + b for a, b in zip(p, c)]
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    out = []
-    for text, ids, offs in zip(texts, enc['input_ids'], enc['offset_mapping']):
-        out.append(text if len(ids) <= max_length else text[:offs[max_length - 1][1]])
-    return out
-
-# %% ../nbs/02_data.ipynb #178eabd9
-def _pcts(xs:list) -> dict:
-    "Min, percentiles, max and mean of `xs` ({} for none)."
-    if not xs: return {}
-    return dict(min=min(xs), **{f'p{q}': percentile(xs, q) for q in (50, 90, 95, 99)}, max=max(xs), mean=round(sum(xs) / len(xs), 1))
-
-def describe(ds:Dataset, # Normalized records
-             tokenizer=None) -> dict: # When given, token length percentiles are added
-    "Counts, duplicates, empty fields, per-type counts and (with a tokenizer) token length percentiles."
-    questions = [p[-1]['content'] if p else '' for p in ds['prompt']]
-    completions = [c[0]['content'] if c else '' for c in ds['completion']]
-    metas = ds['meta'] if 'meta' in ds.column_names else [{}] * len(ds)
-    answers = ds['answer'] if 'answer' in ds.column_names else [None] * len(ds)
-    qc, ic = Counter(questions), Counter(m.get('id') for m in metas if m.get('id') is not None)
-    res = dict(n_records=len(ds),
-               by_source=dict(Counter(m.get('source') for m in metas)),
-               by_type=dict(Counter(m.get('type') for m in metas).most_common()),
-               n_with_answer=sum(a is not None for a in answers),
-               n_with_system=sum(1 for p in ds['prompt'] if p and p[0]['role'] == 'system'),
-               empty=dict(question=sum(not q.strip() for q in questions), completion=sum(not c.strip() for c in completions)),
-               duplicates=dict(questions=sum(v - 1 for v in qc.values() if v > 1),
-                               ids={k: v for k, v in ic.items() if v > 1}),
-               chars=dict(question=_pcts([len(q) for q in questions]), completion=_pcts([len(c) for c in completions])))
-    if tokenizer is not None and len(ds):
-        p, c = _render_pairs(tokenizer, ds['prompt'], ds['completion'])
-        pl = [len(x) for x in tokenizer(p, add_special_tokens=prompt_add_special_tokens(tokenizer))['input_ids']]
-        cl = [len(x) for x in tokenizer(c, add_special_tokens=False)['input_ids']]
-        res['tokens'] = dict(prompt=_pcts(pl), completion=_pcts(cl), total=_pcts([a + b for a, b in zip(pl, cl)]))
-    return res

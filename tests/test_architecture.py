@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The layer order, bottom first. `testing` (test doubles) sits above what it needs and below what it tests; no library
 # module may import it.
-ORDER = ['core', 'models', 'chat', 'data', 'scoring', 'testing', 'engines', 'engines_vllm', 'engines_llamacpp', 'evaluation', 'plan', 'trainers', 'compress', 'export',
+ORDER = ['core', 'models', 'chat', 'data', 'tasks', 'sft', 'scoring', 'testing', 'engines', 'engines_vllm', 'engines_llamacpp', 'evaluation', 'plan', 'trainers', 'compress', 'export', 'serve',
          'judge', 'judge_calls', 'judge_runs', 'judge_report', 'cli', 'docs']
 RANK = {m: i for i, m in enumerate(ORDER)}
 MAX_CELL_LINES, MAX_FUNCTION_LINES = 60, 40
@@ -129,3 +129,9 @@ def test_no_duplicate_code():
 def test_the_duplicate_check_finds_a_copy():
     block = '\n'.join(f"x{i} = f({i}) + g({i})" for i in range(6))
     assert duplicate_runs({'a.py': block, 'b.py': 'y = 1\n' + block}) and not duplicate_runs({'a.py': block})
+
+def test_notebook_numbers_follow_the_layers():
+    "Sorted by file name, the API notebooks export their modules in layer order (a reader goes down the layers)."
+    mods = [(nb.name, own) for nb, own, _ in _module_notebooks()]
+    ranks = [RANK.get(own, -1) for _, own in mods]
+    assert ranks == sorted(ranks), '\n'.join(f"{name}: {own} (layer {RANK.get(own)})" for name, own in mods)
