@@ -334,6 +334,7 @@ def _add_serve_parser(sub):
     s.add_argument('--port', type=int, default=8000)
     s.add_argument('--require-key', action='store_true', help='require $SLM_NB_API_KEY on loopback too')
     s.add_argument('--context', type=int, default=2048, help='context in tokens (llamacpp n_ctx, vllm max_model_len)')
+    s.add_argument('--threads', type=int, default=None, help='llamacpp: CPU threads (default: all cores)')
     s.add_argument('--kv-cache-gb', type=float, default=None, help='vllm: KV cache size in GiB')
     s.add_argument('--enforce-eager', action='store_true', help='vllm: no torch.compile (faster start, slower steps)')
     s.add_argument('--device', default=None, help='vllm: cuda or cpu (default: detected)')
@@ -344,7 +345,7 @@ def _add_serve_parser(sub):
 def serve_command(a) -> int:
     "Run `slm-nb serve`: start the server, print where it answers, wait for a signal or its death."
     from slm_nb.serve import serve, run_until_signal  # lazy: the engines' imports would slow `slm-nb list`
-    kw = (dict(n_ctx=a.context) if a.engine == 'llamacpp' else
+    kw = (dict(n_ctx=a.context, n_threads=a.threads) if a.engine == 'llamacpp' else
           dict(max_model_len=a.context, kv_cache_gb=a.kv_cache_gb, enforce_eager=a.enforce_eager, device=a.device,
                tensor_parallel_size=a.tensor_parallel_size))
     srv = serve(a.model, a.adapter, a.engine, a.host, a.port, require_key=a.require_key, timeout_s=a.timeout_s, **kw)
@@ -380,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--node-rank', type=int, default=0, help="this machine's rank, 0 .. nnodes-1")
     t.add_argument('--rdzv-endpoint', default=None, help='HOST:PORT of node 0, reachable from every node (several machines)')
     g = sub.add_parser('export-gguf', help='export a model (+ adapter) to GGUF for llama.cpp/Ollama, checked against the source')
-    g.add_argument('model', help='embedded name, folder or Hub id (the base when --adapter is given)')
+    g.add_argument('model', nargs='?', default=None, help="embedded name, folder or Hub id (default: the base the --adapter records, else the embedded model)")
     g.add_argument('--adapter', default=None); g.add_argument('--type', default='q8_0', help='f16, bf16, q8_0, q4_k_m or q4_0')
     g.add_argument('--out', default='gguf', help='output folder'); g.add_argument('--name', default=None, help='file stem')
     _add_serve_parser(sub)

@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/compress.html.md"""
 
 # %% ../nbs/06_compress.ipynb #d3b63cdf
 from __future__ import annotations
-import gc, json, math, shutil, time
+import gc, json, math, shutil, time, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Literal
@@ -22,6 +22,7 @@ from .sft import calibration_samples, tokenize_sft
 from .scoring import bootstrap_ci
 from .engines import HFEngine
 from .evaluation import evaluate
+from .qat import qat_mismatch
 
 # %% auto #0
 __all__ = ['SCHEMES', 'CompressError', 'Scheme', 'get_scheme', 'quantizable_layers', 'plan_groups', 'check_request',
@@ -184,6 +185,7 @@ def quantize(model:str, # Embedded name, local folder or Hub id (16-bit weights)
              seed:int=0) -> dict: # Which records calibrate
     "Quantize `model` (or `model` + merged `adapter`) with `scheme` into `out_dir`; return a report. (long because it is one pipeline (merge, plan, recipe, calibrate, oneshot, save, report) whose steps are llm-compressor's)"
     sch, src = check_request(model, scheme, calibration, adapter)
+    if adapter is not None and (mismatch := qat_mismatch(adapter, scheme=scheme, group_size=group_size)): warnings.warn(mismatch, stacklevel=2)
     out_dir = Path(out_dir)
     if adapter is not None: src = _merge_for_quantization(adapter, src, out_dir.parent)
     _require_llmcompressor()

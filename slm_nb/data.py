@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #7db20fca
 from __future__ import annotations
-import csv, hashlib, json, logging, os, re, unicodedata
+import bz2, csv, gzip, hashlib, json, logging, os, re, unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'FEATURES', 'META_KEYS', 'FORMATS', 'ROLES', 'GUESSES', 'DEMI_COLUMNS', 'SHIPPED_DATA', 'DataError',
-           'make_record', 'resolve_source', 'infer_format', 'iter_records', 'content_hash', 'load_records',
-           'check_no_overlap', 'drop_overlap']
+           'make_record', 'gsm8k_answer', 'resolve_source', 'infer_format', 'iter_records', 'content_hash',
+           'load_records', 'check_no_overlap', 'drop_overlap']
 
 # %% ../nbs/02_data.ipynb #c779d18b
 class DataError(SlmNbError, ValueError):
@@ -97,9 +97,19 @@ def _check_file(path:Path) -> Path:
     if path.is_file() and _blank_file(path): raise DataError(f"{path}: the file is empty; expected records.")
     return path
 
+def _open_raw(path:Path):
+    "The file opened for reading bytes; a `.gz` or `.bz2` file decompressed on the fly."
+    opener = {'.gz': gzip.open, '.bz2': bz2.open}.get(Path(path).suffix.lower(), open)
+    return opener(path, 'rb')
+
+def _data_suffix(path:Path) -> str:
+    "The extension that names the format: `.jsonl` for `train.jsonl.gz`."
+    p = Path(path)
+    return Path(p.stem).suffix.lower() if p.suffix.lower() in ('.gz', '.bz2') else p.suffix.lower()
+
 def _blank_file(path:Path) -> bool:
     "True when the file holds nothing but whitespace (read in chunks, stops at the first non-blank one)."
-    with open(path, 'rb') as f:
+    with _open_raw(path) as f:
         while chunk := f.read(1 << 16):
             if chunk.strip(): return False
     return True
@@ -111,8 +121,8 @@ def _decode(raw:bytes, file, line:int) -> str:
                         "expected a UTF-8 file (re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`).") from None
 
 def _lines(path:Path):
-    "Yield (line number, raw bytes line) of a file, streaming."
-    with open(path, 'rb') as f:
+    "Yield (line number, raw bytes line) of a file (or of a `.gz`/`.bz2` file, decompressed), streaming."
+    with _open_raw(path) as f:
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(b'\xef\xbb\xbf'): raw = raw[3:]  # a BOM from Excel
             yield n, raw
@@ -144,7 +154,7 @@ def _iter_json_array(text:str, file):
         raise DataError(f"{file} line {text.count(chr(10), 0, pos) + 1}: extra data after the closing `]`.")
 
 # %% ../nbs/02_data.ipynb #455b0e8b
-FORMATS = ('alpaca', 'alpaca_jsonl', 'demi_csv', 'demi_json', 'csv', 'jsonl', 'json', 'hf')
+FORMATS = ('alpaca', 'alpaca_jsonl', 'demi_csv', 'demi_json', 'csv', 'jsonl', 'json', 'hf', 'gsm8k')
 ROLES = ('question', 'completion', 'answer', 'system', 'type', 'id')
 GUESSES = dict(question=['question', 'prompt', 'instruction', 'problem', 'Problem', 'query'],
                completion=['completion', 'response', 'output', 'solution', 'Solution'],
@@ -224,9 +234,10 @@ def _generic(obj, where, system=None, cols=None, **meta) -> dict:
     if cols['id'] and obj.get(cols['id']) not in (None, ''): meta['id'] = str(obj[cols['id']])
     return make_record(q, c, answer=a, system=s or system, **meta)
 
-def _converter(columns:list[str], format:str, column_map, file):
-    "Pick the converter for rows with `columns`, and the resolved column map (for the load report)."
+def _converter(columns:list[str], format:str, column_map, file, first=None):
+    "Pick the converter for rows with `columns` (and `first`, the first row), and the resolved column map (for the load report)."
     if column_map: cols = _resolve_columns(columns, column_map, file); return _with(_generic, cols=cols), cols
+    if format == 'gsm8k' or (format in ('hf', 'json', 'jsonl') and _is_gsm8k_row(first)): return _gsm8k, None
     if format in ('alpaca', 'alpaca_jsonl'): return _alpaca, None
     if format == 'demi_csv':
         missing = [c for c in DEMI_COLUMNS[1:] if c not in columns]
@@ -246,12 +257,42 @@ def _with(f, **kw):
     def g(obj, where, system=None, **meta): return f(obj, where, system, **kw, **meta)
     return g
 
+# %% ../nbs/02_data.ipynb #b2c3d4e5
+_GSM8K_FINAL = re.compile(r'^####[ \t]*(.*?)\s*$', re.M)
+_GSM8K_NUMBER = re.compile(r'-?\d+(?:\.\d+)?')
+_CALCULATOR = re.compile(r'<<[^<>]*>>')
+
+def gsm8k_answer(solution:str, # A GSM8K `answer` field: the worked solution, then `#### <number>`
+                 where:str='<gsm8k>', # Location for error messages (file and line)
+                ) -> tuple[str, str]:
+    "The worked solution without its `<<...>>` calculator annotations, and the exact answer after `####` (commas removed)."
+    finals = _GSM8K_FINAL.findall(solution)
+    if not finals:
+        raise DataError(f"{where}: field `answer` has no final `#### <number>` line; expected GSM8K's format "
+                        f"(the worked solution, then a line like `#### 72`), found {solution[-60:]!r}.")
+    number = finals[-1].replace(',', '').strip()
+    if not _GSM8K_NUMBER.fullmatch(number):
+        raise DataError(f"{where}: the `####` line holds {finals[-1]!r}, not a number; expected e.g. `#### 1,200` or `#### -3.5`.")
+    return _CALCULATOR.sub('', solution).strip(), number
+
+def _is_gsm8k_row(obj) -> bool:
+    "True for a row in GSM8K's shape: `question` and an `answer` holding a `####` line, and no completion column."
+    return (isinstance(obj, dict) and isinstance(obj.get('question'), str) and isinstance(obj.get('answer'), str)
+            and not any(k in obj for k in GUESSES['completion']) and bool(_GSM8K_FINAL.search(obj['answer'])))
+
+def _gsm8k(obj, where, system=None, **meta) -> dict:
+    q = _text(_get(obj, 'question'), 'question', where)
+    solution, number = gsm8k_answer(_text(_get(obj, 'answer'), 'answer', where), where)
+    return make_record(q, solution, answer=number, system=system, **meta)
+
 # %% ../nbs/02_data.ipynb #b3f6d6b0
 SHIPPED_DATA = {  # short name -> file inside the package's sample data (nbs/data in a checkout)
     'demi:pretraining': 'demi/divided/pretraining_data.csv',  # DEMI-MathAnalysis, 49 proofs for fine-tuning
     'demi:benchmark': 'demi/divided/benchmark_data.csv',  # DEMI-MathAnalysis, 39 proofs for evaluation
     'demi:sample': 'demi_sample.csv',  # 12 DEMI-style problems with boxed answers (tests, demos)
     'alpaca:sample': 'alpaca_sample.json',  # 8 Alpaca-style instructions (tests, demos)
+    'gsm8k:train': 'gsm8k/train.jsonl.gz',  # GSM8K, 7,473 grade-school math problems with exact answers (gzip)
+    'gsm8k:test': 'gsm8k/test.jsonl.gz',  # GSM8K, 1,319 held-out problems
 }
 
 def resolve_source(source):
@@ -267,25 +308,25 @@ def resolve_source(source):
 def _is_hub_id(s:str) -> bool:
     return s.count('/') == 1 and not s.startswith(('.', '/', '~')) and not Path(s).suffix
 
-def _peek_keys(path:Path, fmt:str) -> list[str]:
-    "The field names of the first record of a JSON/JSONL file (or the header of a CSV)."
+def _peek_first(path:Path, fmt:str) -> dict:
+    "The first record of a JSON/JSONL file (or a CSV's header as keys); {} when there is none to read."
     if fmt == 'csv':
         for n, raw in _lines(path):
-            return next(csv.reader([_decode(raw, path, n)]), [])
-        return []
+            return dict.fromkeys(next(csv.reader([_decode(raw, path, n)]), []))
+        return {}
     if fmt == 'jsonl':
         for n, raw in _lines(path):
             if raw.strip():
                 try: obj = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError): return []
-                return list(obj) if isinstance(obj, dict) else []
-        return []
-    text = path.read_bytes().decode('utf-8', 'ignore').lstrip()
+                except (json.JSONDecodeError, UnicodeDecodeError): return {}
+                return obj if isinstance(obj, dict) else {}
+        return {}
+    with _open_raw(path) as f: text = f.read().decode('utf-8', 'ignore').lstrip()
     try:
         if text.startswith('{'): obj = json.loads(text)
         else: obj = next(_iter_json_array(text, path), (0, 0, None))[2]
-    except (DataError, json.JSONDecodeError): return []  # the loader reports it with its line
-    return list(obj) if isinstance(obj, dict) else []
+    except (DataError, json.JSONDecodeError): return {}  # the loader reports it with its line
+    return obj if isinstance(obj, dict) else {}
 
 def infer_format(source) -> str: # source: a path, folder, Hub id or Dataset
     "The loader format for `source` (a path, a folder, a Hub id or a `datasets.Dataset`), from extension and columns."
@@ -298,16 +339,19 @@ def infer_format(source) -> str: # source: a path, folder, Hub id or Dataset
         if any((p/f).exists() for f in ('state.json', 'dataset_dict.json', 'dataset_info.json')): return 'hf'
         return 'demi_json' if any(p.glob('*.json')) else 'hf'
     _check_file(p)
-    ext = p.suffix.lower()
+    ext = _data_suffix(p)
     if ext in ('.jsonl', '.ndjson'):
-        return 'alpaca_jsonl' if {'instruction', 'output'} <= set(_peek_keys(p, 'jsonl')) else 'jsonl'
+        first = _peek_first(p, 'jsonl')
+        if _is_gsm8k_row(first): return 'gsm8k'
+        return 'alpaca_jsonl' if {'instruction', 'output'} <= set(first) else 'jsonl'
     if ext == '.json':
-        keys = set(_peek_keys(p, 'json'))
+        first = _peek_first(p, 'json'); keys = set(first)
+        if _is_gsm8k_row(first): return 'gsm8k'
         if {'instruction', 'output'} <= keys: return 'alpaca'
         if {'problem', 'solution'} <= keys: return 'demi_json'
         return 'json'
     if ext in ('.csv', '.tsv'):
-        return 'demi_csv' if set(DEMI_COLUMNS[1:]) <= set(_peek_keys(p, 'csv')) else 'csv'
+        return 'demi_csv' if set(DEMI_COLUMNS[1:]) <= set(_peek_first(p, 'csv')) else 'csv'
     raise DataError(f"{p}: cannot infer the format from the extension {ext!r}; pass format= one of {', '.join(FORMATS)}.")
 
 # %% ../nbs/02_data.ipynb #68eac867
@@ -330,7 +374,7 @@ def _rows_jsonl(path:Path):
         yield n, n, obj
 
 def _rows_json(path:Path, allow_object=False):
-    raw = path.read_bytes()
+    with _open_raw(path) as f: raw = f.read()
     try: text = raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         ln = raw[:e.start].count(b'\n') + 1
@@ -436,8 +480,8 @@ def iter_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
         path = _check_file(Path(source).expanduser())
         file = str(path)
         if format == 'demi_json' and path.is_dir(): rows, columns = _rows_demi_dir(path), None
-        elif format in ('alpaca_jsonl', 'jsonl'): rows, columns = _rows_jsonl(path), None
-        elif format in ('alpaca', 'json', 'demi_json'): rows, columns = _rows_json(path, allow_object=format in ('demi_json', 'json')), None
+        elif format in ('alpaca_jsonl', 'jsonl') or (format == 'gsm8k' and _data_suffix(path) != '.json'): rows, columns = _rows_jsonl(path), None
+        elif format in ('alpaca', 'json', 'demi_json', 'gsm8k'): rows, columns = _rows_json(path, allow_object=format in ('demi_json', 'json')), None
         else:
             rows = _rows_csv(path, '\t' if path.suffix.lower() == '.tsv' else ',')
             columns = next(rows)[2]
@@ -446,8 +490,9 @@ def iter_records(source, # A file, a folder, a Hub id or a `datasets.Dataset`
     for row, line, obj in rows:
         if convert is None:  # the first row fixes the columns (CSV header, first JSON record, dataset features)
             cols0 = columns if columns is not None else (list(obj) if isinstance(obj, dict) else [])
-            convert, report['columns'] = _converter(cols0, format, column_map, file or name)
-        where = _where(file or name, line=line) if format.endswith('jsonl') else _where(file or name, row, line)
+            convert, report['columns'] = _converter(cols0, format, column_map, file or name, first=obj)
+        by_line = format.endswith('jsonl') or (format == 'gsm8k' and _data_suffix(file) != '.json')
+        where = _where(file or name, line=line) if by_line else _where(file or name, row, line)
         try:
             if isinstance(obj, _RowError): raise obj.err
             rec = convert(obj, where, system, source=src, file=file, row=row)

@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/export.html.md"""
 
 # %% ../nbs/06b_export.ipynb #6774b112
 from __future__ import annotations
-import hashlib, json, os, re, shutil, tempfile, time
+import hashlib, json, os, re, shutil, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,13 @@ import torch
 
 from .core import ConfigError, SlmNbError, atomic_write_json, atomic_write_text, did_you_mean
 from .models import BASE_RECORD, load_tokenizer, merge_adapter, resolve_model
+from .qat import QAT_RECORD, fake_quantized_copy, qat_mismatch
 
 # %% auto #0
 __all__ = ['FAMILIES', 'TYPES', 'MARKER_KEY', 'QWEN2_SPLIT', 'QUANT_FTYPES', 'CHECK_PROMPTS', 'THRESHOLDS', 'DEFAULT_MODEL',
            'MD_MARK', 'ExportError', 'GGUFCheckError', 'family', 'pre_tokenizer', 'vocab', 'write_gguf',
-           'quantize_gguf', 'check_gguf', 'tiny_family_model', 'modelfile', 'parse_modelfile', 'export_gguf']
+           'quantize_gguf', 'check_gguf', 'tiny_family_model', 'modelfile', 'parse_modelfile', 'qat_check',
+           'export_gguf']
 
 # %% ../nbs/06b_export.ipynb #524e4b5e
 class ExportError(SlmNbError, ValueError):
@@ -346,6 +348,20 @@ def _refuse_foreign(out_dir:Path, gguf_name:str):
             raise ExportError(f"{out_dir/n}: exists and was not written by slm_nb's export, which would replace it (it writes the .gguf "
                               "file, Modelfile, README.md and gguf_check.json). Export into another folder (--out), or move that file away.")
 
+# %% ../nbs/06b_export.ipynb #a5f8c1f2
+def qat_check(gguf_path, # The exported file
+              src, # The folder it was made from (adapter merged)
+              trained_dir, # The adapter (or full model) folder, which records its QAT target
+              type:str, work) -> dict|None: # The file's type; a scratch folder
+    "For a model trained with QAT for `type`: the file checked against the fake-quantized model it was trained to become (target: top-1 >= 0.95)."
+    rec = Path(trained_dir)/QAT_RECORD if trained_dir and Path(str(trained_dir)).is_dir() else None
+    if rec is None or not rec.exists() or qat_mismatch(trained_dir, gguf_type=type): return None
+    r = json.loads(rec.read_text())
+    fq = fake_quantized_copy(src, Path(work), r['target'], r['group_size'], gguf_file=gguf_path)
+    rep = check_gguf(gguf_path, fq, type)
+    return dict(target=r['target'], mode=r['mode'], top1_agreement=rep['top1_agreement'], mean_kl=rep['mean_kl'], positions=rep['positions'],
+                greedy_identical=rep['greedy_identical'], min_top1=0.95, passed=rep['top1_agreement'] >= 0.95)
+
 # %% ../nbs/06b_export.ipynb #891f8490
 def _keep(path:Path, out_dir:Path, report:dict, stem:str, type:str) -> Path:
     "Give the checked file its final name (atomically), or keep a failed one as *.FAILED-CHECK.gguf with its report."
@@ -363,6 +379,7 @@ def export_gguf(model:str|None=None, # Embedded name, folder or Hub id; with `ad
                 check:bool=True) -> dict: # Run the self-check (always, unless you know why not)
     "Export to GGUF, check the file against the source model, write Modelfile + README; the report (long because it is the whole road, step by step)."
     if type not in TYPES: raise ConfigError(f"GGUF type {type!r}.{did_you_mean(type, list(TYPES))} Types: {', '.join(TYPES)}.")
+    if adapter is not None and (mismatch := qat_mismatch(adapter, gguf_type=type)): warnings.warn(mismatch, stacklevel=2)
     out_dir = Path(out_dir)
     stem = name or Path(adapter or resolve_model(model or DEFAULT_MODEL)).name
     if out_dir.exists(): _refuse_foreign(out_dir, f'{stem}.{type}.gguf')
@@ -375,6 +392,7 @@ def export_gguf(model:str|None=None, # Embedded name, folder or Hub id; with `ad
         if type in ('f16', 'bf16'): path, fallbacks = write_gguf(src, tmp, type), []
         else: path, fallbacks = quantize_gguf(write_gguf(src, work/f'{stem}.source.f16.gguf'), tmp, type)
         report = check_gguf(path, src, type) if check else dict(passed=None, note='self-check skipped on request')
+        if check: report['qat_check'] = qat_check(path, src, adapter or model, type, work/'qat')  # None unless trained with QAT for this type
         report.update(written_by='slm_nb.export', source=_base_name(model, adapter), adapter=str(adapter) if adapter else None, bytes=path.stat().st_size,
                       quantizer_fallbacks=fallbacks, seconds=round(time.perf_counter() - t0, 1))
         path = _keep(path, out_dir, report, stem, type)

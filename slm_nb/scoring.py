@@ -15,7 +15,7 @@ from .chat import boxed_contents
 
 # %% auto #0
 __all__ = ['extract_answer', 'reference_answer', 'check_equivalence', 'is_equivalent', 'exact_match', 'bootstrap_ci',
-           'correlation', 'agreement']
+           'seed_gain_ci', 'correlation', 'agreement']
 
 # %% ../nbs/03_scoring.ipynb #60cd68af
 _ANSWER_LINE = re.compile(r'^\W*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*\**\s*[:：]\s*\**\s*(.+?)\s*$', re.I | re.M)
@@ -159,6 +159,27 @@ def bootstrap_ci(values, # Per-item values (1/0 correctness, scores, win outcome
     means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return dict(estimate=float(x.mean()), low=float(lo), high=float(hi), n=int(len(x)))
+
+# %% ../nbs/03_scoring.ipynb #7dab1a1f
+def seed_gain_ci(gains, # Per-seed, per-item gains (k seeds x n items, tuned minus base on the same items)
+                 alpha:float=0.05, # 1 - confidence level
+                ) -> dict:
+    "Mean gain over seeds and items with a t-interval whose variance adds the between-seed and the item spread."
+    d = np.asarray(gains, dtype=float)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 2:
+        raise ValueError(f"seed_gain_ci: expected gains for 2+ seeds x 2+ items, got shape {d.shape}; with one seed use bootstrap_ci over items.")
+    from scipy.stats import t as student_t  # lazy: scipy.stats takes about half a second to import
+    k, n = d.shape
+    per_seed = d.mean(axis=1)
+    v_seed, v_item = per_seed.var(ddof=1) / k, d.mean(axis=0).var(ddof=1) / n
+    se = math.sqrt(v_seed + v_item)
+    terms = v_seed ** 2 / (k - 1) + v_item ** 2 / (n - 1)
+    df = (v_seed + v_item) ** 2 / terms if terms > 0 else float(k - 1)
+    half = float(student_t.ppf(1 - alpha / 2, df)) * se
+    est = float(per_seed.mean())
+    return dict(estimate=est, low=est - half, high=est + half, per_seed=[float(x) for x in per_seed], n_seeds=k, n_items=n,
+                se=se, se_seeds=math.sqrt(v_seed), se_items=math.sqrt(v_item), df=float(df),
+                method='t-interval, variance = between-seed + item (Welch-Satterthwaite df)')
 
 # %% ../nbs/03_scoring.ipynb #2bd216b8
 def _ranks(x:np.ndarray) -> np.ndarray:

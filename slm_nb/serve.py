@@ -15,13 +15,14 @@ from fastcore.basics import patch
 
 from .core import SlmNbError, get_device, require_gpu
 from .models import EMBEDDED_MODELS, resolve_model
+from .engines import OpenAIClient, OpenAIEngine
 from .engines_llamacpp import gguf_file, llamacpp_available
 from .engines_vllm import check_parallel, check_vllm_adapter, vllm_args
 
 # %% auto #0
-__all__ = ['ENGINES', 'API_KEY_ENV', 'SERVER_KEY_ENV', 'ServeError', 'check_engine', 'is_loopback', 'api_key_for', 'check_port',
-           'free_port', 'weight_files', 'fingerprint', 'served_name', 'llamacpp_command', 'vllm_command', 'vllm_python',
-           'parse_adapters', 'Server', 'serve', 'run_until_signal']
+__all__ = ['ENGINES', 'API_KEY_ENV', 'SERVER_KEY_ENV', 'REQUEST_DEFAULTS', 'ServeError', 'check_engine', 'is_loopback_host',
+           'api_key_for', 'check_port', 'free_port', 'weight_files', 'fingerprint', 'served_name', 'llamacpp_command',
+           'vllm_command', 'vllm_python', 'parse_adapters', 'Server', 'serve', 'run_until_signal']
 
 # %% ../nbs/06c_serve.ipynb #13d3ee3e
 class ServeError(SlmNbError, ValueError):
@@ -36,8 +37,8 @@ def check_engine(engine:str) -> str:
     if engine not in ENGINES: raise ServeError(f"unknown engine {engine!r}: `slm-nb serve` starts one of {', '.join(ENGINES)}.")
     return engine
 
-# %% ../nbs/06c_serve.ipynb #179dc23e
-def is_loopback(host:str) -> bool:
+# %% ../nbs/06c_serve.ipynb #b007d0f4
+def is_loopback_host(host:str) -> bool:
     "Whether `host` is `localhost` or an address in 127.0.0.0/8 (or ::1)."
     if host == 'localhost': return True
     try: return ipaddress.ip_address(host).is_loopback
@@ -46,8 +47,8 @@ def is_loopback(host:str) -> bool:
 def api_key_for(host:str, require_key:bool=False) -> str|None:
     "The API key from `SLM_NB_API_KEY`: required off loopback (or when `require_key`); None when not set and not required."
     key = os.environ.get(API_KEY_ENV) or None
-    if key is None and (require_key or not is_loopback(host)):
-        why = 'a key was required' if is_loopback(host) else f"{host} is not a loopback address (127.0.0.0/8)"
+    if key is None and (require_key or not is_loopback_host(host)):
+        why = 'a key was required' if is_loopback_host(host) else f"{host} is not a loopback address (127.0.0.0/8)"
         raise ServeError(f"refusing to start: {why} and {API_KEY_ENV} is not set. Set {API_KEY_ENV} to a secret every client "
                          f"sends as `Authorization: Bearer ...`, or bind 127.0.0.1.")
     return key
@@ -90,22 +91,42 @@ def served_name(model:str, path) -> str:
     stem = model if model in EMBEDDED_MODELS else Path(str(model)).name.removesuffix('.gguf')
     return f"{stem.lower()}@{fingerprint(path)}"
 
-# %% ../nbs/06c_serve.ipynb #432ed767
+# %% ../nbs/06c_serve.ipynb #5402b48e
+_LLAMACPP_LAUNCHER = """
+import json, sys
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import AppStatus
+import llama_cpp.server.__main__ as server
+AppStatus.disable_automatic_graceful_drain()  # streams in flight finish on SIGTERM (slm_nb.serve kills after its grace period)
+_create_app = server.create_app
+async def _bad_json(request, exc):
+    return JSONResponse({'error': {'message': f'malformed JSON in the request body: {exc}', 'type': 'invalid_request_error',
+                                   'param': None, 'code': 'invalid_json'}}, status_code=400)
+def create_app(**kw):
+    app = _create_app(**kw)
+    app.add_exception_handler(json.JSONDecodeError, _bad_json)
+    return app
+server.create_app = create_app
+sys.argv[0] = 'llama_cpp.server'
+server.main()
+"""
+
+# %% ../nbs/06c_serve.ipynb #7475bb06
 _LLAMACPP_ENV_OVERRIDES = ('HOST', 'PORT', 'MODEL', 'CONFIG_FILE', 'API_KEY', 'INTERRUPT_REQUESTS', 'MODEL_ALIAS')
 
 def llamacpp_command(gguf, name:str, host:str, port:int, key:str|None=None,
                      n_ctx:int=2048, # Context the server allocates
                      n_threads:int|None=None, # CPU threads (default: all cores)
                      python:str|None=None) -> tuple[list[str], dict]:
-    "(argv, env) for llama-cpp-python's OpenAI server on one GGUF, `interrupt_requests` off, the key only in `env`."
-    cmd = [python or sys.executable, '-m', 'llama_cpp.server', '--model', str(gguf), '--model_alias', name,
+    "(argv, env) for llama-cpp-python's OpenAI server on one GGUF (`interrupt_requests` off, the launcher above), the key only in `env`."
+    cmd = [python or sys.executable, '-c', _LLAMACPP_LAUNCHER, '--model', str(gguf), '--model_alias', name,
            '--host', host, '--port', str(port), '--n_ctx', str(n_ctx), '--n_threads', str(n_threads or os.cpu_count()),
            '--interrupt_requests', 'False', '--verbose', 'False']
     env = {k: v for k, v in os.environ.items() if k not in _LLAMACPP_ENV_OVERRIDES and k != API_KEY_ENV}
     if key: env[SERVER_KEY_ENV['llamacpp']] = key
     return cmd, env
 
-# %% ../nbs/06c_serve.ipynb #e9070b2b
+# %% ../nbs/06c_serve.ipynb #04d61650
 def _flags(args:dict) -> list[str]:
     "`vllm.LLM` keyword arguments as `api_server` flags (True: a bare flag; False/None: left out)."
     out = []
@@ -126,7 +147,7 @@ def vllm_command(model_path, name:str, host:str, port:int, key:str|None=None,
     if key: env[SERVER_KEY_ENV['vllm']] = key
     return cmd, env
 
-# %% ../nbs/06c_serve.ipynb #50cc506b
+# %% ../nbs/06c_serve.ipynb #d599cbea
 def vllm_python() -> str:
     "The Python that runs vLLM's server; a `ServeError` naming `make env-vllm` when there is none."
     if importlib.util.find_spec('vllm') is not None: return sys.executable
@@ -147,7 +168,7 @@ def parse_adapters(specs) -> dict:
         out[n] = Path(p)
     return out
 
-# %% ../nbs/06c_serve.ipynb #d534790b
+# %% ../nbs/06c_serve.ipynb #69eba354
 @dataclass
 class Server:
     "One OpenAI-compatible server we started: process, base URL, served names, log file."
@@ -168,7 +189,7 @@ class Server:
         "The end of the server's log (the key is never in it: it travels in the environment)."
         return self.log_path.read_text(errors='replace')[-n:] if self.log_path and self.log_path.exists() else ''
 
-# %% ../nbs/06c_serve.ipynb #ad42fdd0
+# %% ../nbs/06c_serve.ipynb #7eee4fb3
 @patch
 def _get(self:Server, path:str, timeout_s:float=5):
     "GET `path` under the base URL with the key; (status, parsed JSON or None)."
@@ -193,7 +214,7 @@ def health(self:Server, timeout_s:float=5) -> dict:
     names = [m['id'] for m in body['data']] if status == 200 else []
     return dict(ok=alive and status == 200, alive=alive, status=status, models=names)
 
-# %% ../nbs/06c_serve.ipynb #1676e764
+# %% ../nbs/06c_serve.ipynb #cbcf45a8
 @patch
 def start(self:Server, timeout_s:float=300):
     "Start the process in its own session and wait, at most `timeout_s`, until /v1/models answers."
@@ -213,7 +234,7 @@ def start(self:Server, timeout_s:float=300):
     self.stop(grace_s=5)
     raise ServeError(f"the {self.engine} server did not answer within {timeout_s:.0f} s; log: {self.log_path}")
 
-# %% ../nbs/06c_serve.ipynb #e0f1c745
+# %% ../nbs/06c_serve.ipynb #550c798e
 def _descendants(pid:int) -> list[psutil.Process]:
     try: return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess: return []
@@ -240,7 +261,25 @@ def __enter__(self:Server): return self
 @patch
 def __exit__(self:Server, *exc): self.stop()
 
-# %% ../nbs/06c_serve.ipynb #308e68e1
+# %% ../nbs/06c_serve.ipynb #53dd799a
+REQUEST_DEFAULTS = dict(llamacpp={'repeat_penalty': 1.0}, vllm={})  # what each server must be told to sample as in process
+
+class _DefaultsClient(OpenAIClient):
+    "An `OpenAIClient` that adds the server's `REQUEST_DEFAULTS` to every request body (the request's own keys win)."
+    def __init__(self, base_url:str, api_key:str, timeout_s:float, defaults:dict):
+        super().__init__(base_url, api_key, timeout_s); self.defaults = dict(defaults)
+    def post(self, path:str, body:dict) -> dict: return super().post(path, {**self.defaults, **body})
+    def stream(self, path:str, body:dict): return super().stream(path, {**self.defaults, **body})
+
+@patch
+def openai_engine(self:Server, model:str|None=None, concurrency:int=1, timeout_s:float=300, tokenizer:str|None=None) -> OpenAIEngine:
+    "An `OpenAIEngine` for this server (its key, its base model unless `model` names an adapter)."
+    eng = OpenAIEngine(model or self.names[0], base_url=self.base_url, api_key=self.key or 'EMPTY', concurrency=concurrency,
+                       timeout_s=timeout_s, tokenizer=tokenizer)
+    eng.client = _DefaultsClient(self.base_url, self.key or 'EMPTY', timeout_s, REQUEST_DEFAULTS[self.engine])
+    return eng
+
+# %% ../nbs/06c_serve.ipynb #0362a630
 def _llamacpp_server(model, adapters, host, port, key, n_ctx:int=2048, n_threads:int|None=None, **_) -> Server:
     if adapters:
         raise ServeError(f"the llamacpp engine serves one GGUF file and cannot add adapters ({', '.join(adapters)}): merge and "
@@ -256,7 +295,7 @@ def _llamacpp_server(model, adapters, host, port, key, n_ctx:int=2048, n_threads
     cmd, env = llamacpp_command(path, name, host, port, key, n_ctx, n_threads)
     return Server('llamacpp', cmd, env, host, port, [name], key=key)
 
-# %% ../nbs/06c_serve.ipynb #5f1ff764
+# %% ../nbs/06c_serve.ipynb #df3c2bc7
 def _vllm_server(model, adapters, host, port, key, device:str|None=None, tensor_parallel_size:int=1,
                  precision:str='auto', max_model_len:int|None=2048, kv_cache_gb:float|None=None,
                  enforce_eager:bool=False, **extra) -> Server:
@@ -278,7 +317,7 @@ def _vllm_server(model, adapters, host, port, key, device:str|None=None, tensor_
     cmd, env = vllm_command(path, name, host, port, key, named, python, **{k: v for k, v in args.items() if k != 'tokenizer'})
     return Server('vllm', cmd, env, host, port, [name, *named], key=key)
 
-# %% ../nbs/06c_serve.ipynb #bbf6662f
+# %% ../nbs/06c_serve.ipynb #ff556e4c
 def serve(model:str='smollm2-135m-instruct', # A GGUF file/folder (llamacpp), a HF or compressed folder (vllm), or the embedded name
           adapters=None, # ['NAME=PATH', ...] or {NAME: PATH}: LoRA adapters served by name (vllm)
           engine:str='llamacpp', # llamacpp or vllm
@@ -299,7 +338,7 @@ def serve(model:str='smollm2-135m-instruct', # A GGUF file/folder (llamacpp), a 
     srv = build(model, ads, host, port, key, **engine_args)
     return srv.start(timeout_s) if start else srv
 
-# %% ../nbs/06c_serve.ipynb #1982adc4
+# %% ../nbs/06c_serve.ipynb #5a939b1d
 def run_until_signal(srv:Server, grace_s:float=30, poll_s:float=0.5, out=None) -> int:
     "Print where `srv` answers, wait; SIGTERM/SIGINT: stop it gracefully (0). The server exiting by itself: 1."
     out = out or sys.stdout

@@ -25,12 +25,15 @@ from .models import load_tokenizer, record_base, resolve_model
 from .data import DataError, load_records
 from .tasks import TASKS, make_task
 from .sft import tokenize_sft
-from .evaluation import use_rank_device
+from .engines import GenConfig, HFEngine
+from .evaluation import evaluate, reference_nll, use_rank_device
 from .plan import check_fits, training_plan
+from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_linears, record_qat
 
 # %% auto #0
-__all__ = ['check_data_spec', 'TrainConfig', 'check_hardware', 'prepare_examples', 'completion_only_loss', 'batch_tokens',
-           'trained_tokens', 'plot_loss', 'full_state_dict', 'train', 'dataset_from_spec', 'train_from_config']
+__all__ = ['check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
+           'completion_only_loss', 'batch_tokens', 'trained_tokens', 'plot_loss', 'full_state_dict', 'train',
+           'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -79,6 +82,10 @@ class TrainConfig(Config):
     precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 where the hardware runs it fast
     gradient_checkpointing: bool = False  # Trade compute for memory
     fsdp: bool = False  # Shard weights, gradients and optimizer state over the processes (FSDP2 via accelerate; torchrun, 2+ processes)
+    qat: Literal['w4a16', 'gguf-q4_0', 'gguf-q8_0']|None = None  # Quantization-aware training for this deployment format (slm_nb.qat; None: off)
+    qat_target: Literal['base', 'merged'] = 'base'  # LoRA + QAT: fake-quantize the frozen base once, or W + sBA every step
+    qat_group_size: int = 64  # w4a16 weights per scale (must divide every layer width); GGUF blocks are 32
+    qat_gguf: str|None = None  # A GGUF file whose per-tensor types QAT mirrors (e.g. the base exported at the target type)
     seed: int = 0  # Seed for weights init, data order and dropout
     logging_steps: int = 5  # Log loss every N steps
     save_steps: int|None = None  # Checkpoint every N steps (None: no intermediate checkpoints)
@@ -98,6 +105,9 @@ def validate(self:TrainConfig):
     if self.method == 'full' and (self.trainer == 'unsloth'):
         raise ConfigError("TrainConfig: method='full' with trainer='unsloth' is not supported here; use trainer='trl'.")
     if self.max_steps is None and self.epochs <= 0: raise ConfigError("TrainConfig: set max_steps or epochs > 0.")
+    try: check_qat_request(self.qat, self.method, mode=self.qat_target, lora_dropout=self.lora_dropout)
+    except ConfigError as e: raise ConfigError(f"TrainConfig: {e}") from None
+    if self.qat and self.trainer == 'unsloth': raise ConfigError("TrainConfig: qat with trainer='unsloth': QAT runs in the TRL trainer; use trainer='trl'.")
     for where in ('data', 'eval_data'):
         if getattr(self, where) is not None:
             try: check_data_spec(getattr(self, where), where)
@@ -108,6 +118,34 @@ def validate(self:TrainConfig):
     for k in ('batch_size', 'grad_accum', 'max_length', 'lora_r', 'logging_steps'):
         if getattr(self, k) < 1: raise ConfigError(f"TrainConfig: `{k}` = {getattr(self, k)} must be at least 1.")
 
+
+# %% ../nbs/05b_trainers.ipynb #d010cf87
+def check_seeds(seeds, # Training seeds: a list of distinct integers, or None for one run with `seed`
+                seed:int=0, # The single seed used when `seeds` is None
+                where:str='seeds', # The parameter's name, for the message
+               ) -> list[int]:
+    "The training seeds to run: `seeds` checked (a non-empty list of distinct integers), or `[seed]` when it is None."
+    if seeds is None: return [int(seed)]
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ConfigError(f"`{where}` = {seeds!r}: expected a non-empty list of integers such as [0, 1, 2] (None: one run with `seed`).")
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]
+    if bad: raise ConfigError(f"`{where}` = {list(seeds)}: {bad[0]!r} is not an integer seed.")
+    dup = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if dup: raise ConfigError(f"`{where}` = {list(seeds)} repeats {dup}: a repeated seed is the same run again and would narrow "
+                              "the interval without adding information; list each seed once.")
+    return list(seeds)
+
+# %% ../nbs/05b_trainers.ipynb #1b288d09
+def determinism(device:str, # The device the run trained on: cpu, cuda[:i] or mps
+               ) -> dict:
+    "Whether a rerun with the same seed repeats this run bit for bit on `device`, and why."
+    if device == 'cpu':
+        return dict(deterministic=True, threads=torch.get_num_threads(),
+                    why='CPU kernels sum in a fixed order: the same seed, thread count and library versions repeat the loss curve '
+                        'and the adapter bytes (tested in slm_nb.trainers)')
+    return dict(deterministic=False, threads=torch.get_num_threads(),
+                why=f'{device}: GPU kernels (atomic adds in backward passes, split reductions) may reorder floating-point sums between '
+                    'runs; not promised and not verified here; compare seeds instead')
 
 # %% ../nbs/05b_trainers.ipynb #7ddb01fb
 def check_hardware(cfg:TrainConfig):
@@ -205,7 +243,12 @@ def plot_loss(history:list[dict], path, title:str='training loss'):
     ev = [(h['step'], h['eval_loss']) for h in history if 'eval_loss' in h]
     if tr: ax.plot(*zip(*tr), label='train', marker='.')
     if ev: ax.plot(*zip(*ev), label='eval', marker='o')
-    ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.set_title(title); ax.grid(alpha=.3); ax.legend()
+    ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.set_title(title); ax.grid(alpha=.3); ax.legend(loc='upper left')
+    for key, label in (('eval_exact_match', 'slice exact match'), ('eval_reference_nll', 'slice reference NLL')):
+        pts = [(h['step'], h[key]) for h in history if key in h]
+        if pts:  # evaluation during training (EvalDuringTraining), on a second axis
+            ax2 = ax.twinx(); ax2.plot(*zip(*pts), color='tab:green', marker='s', label=label)
+            ax2.set_ylabel(label); ax2.legend(loc='upper right')
     fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return Path(path)
@@ -310,6 +353,7 @@ def _save_outputs(cfg:TrainConfig, trainer, tok, run_dir:Path, model_path:Path, 
     else: trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(out), state_dict=state_dict)
     tok.save_pretrained(out)  # tokenizer + chat template travel with the adapter
     record_base(out, cfg.model, model_path, cfg.method)
+    if getattr(trainer, 'qat_report', None): record_qat(out, trainer.qat_report)  # what the weights were trained to be stored as
     metrics.update(artifact=str(out), artifact_bytes=model_stats(path=out)['disk_bytes'])
     plot_loss(history, run_dir/'plots'/'loss.png', title=f"{cfg.method} on {Path(str(cfg.model)).name}")
     write_metrics(run_dir, {'train': metrics, 'env': env_info()})
@@ -322,6 +366,9 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     trainer = _sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
                                  eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, _TrainProgress(), *callbacks])
     trainer.use_completion_logits_only = cfg.completion_logits_only
+    if cfg.qat:  # fake-quantize the base's linear layers (after PEFT wrapped them), before any step; refuses widths the grid cannot divide
+        types = gguf_tensor_types(cfg.qat_gguf, list(quantizable_linears(trainer.model))) if cfg.qat_gguf else None
+        trainer.qat_report = apply_qat(trainer.model, cfg.qat, cfg.qat_group_size, cfg.qat_target, types)
     return trainer, rec
 
 def train(cfg:TrainConfig, # The resolved config
@@ -352,9 +399,88 @@ def train(cfg:TrainConfig, # The resolved config
     if ex_eval is not None: rec.history.append({'step': trainer.state.global_step, 'eval_loss': float(trainer.evaluate()['eval_loss'])})
     metrics = _train_metrics(cfg, trainer, result, m, rec, data_report)
     metrics['resumed_from'] = str(resume_from) if resume_from else None
+    metrics['qat'] = getattr(trainer, 'qat_report', None)
+    metrics['determinism'] = determinism(get_device())
+    for cb in callbacks or []:  # e.g. EvalDuringTraining: its points join the history (and the plot), its summary the metrics
+        if hasattr(cb, 'finish'): cb.finish(cfg, model_path, run_dir, metrics, rec.history)
     state = full_state_dict(trainer.model) if cfg.fsdp else None  # every rank takes part in the gather
     if _is_main(): _save_outputs(cfg, trainer, tok, run_dir, model_path, metrics, rec.history, state)
     return metrics
+
+# %% ../nbs/05b_trainers.ipynb #15debc24
+class LiveEngine(HFEngine):
+    "The transformers engine over a model already in memory (the one being trained): no reload, no copy, the same `generate`."
+    def __init__(self, model, # A loaded causal LM (PEFT-wrapped or not)
+                 tokenizer): # Its tokenizer (with the chat template)
+        self.model, self.tokenizer, self.adapter, self.n_packed = model, tokenizer, None, 0
+        p = next(model.parameters())
+        self.device, self.dtype = str(p.device), p.dtype
+        self.context = getattr(model.config, 'max_position_embeddings', None) or 10**9
+        self.set_eos_ids(model.generation_config.eos_token_id)
+
+    def generate(self, prompts, gen_cfg=None):
+        "HFEngine.generate with left padding, the tokenizer's own padding side restored afterwards (training shares it)."
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, 'left'
+        try: return HFEngine.generate(self, prompts, gen_cfg)
+        finally: self.tokenizer.padding_side = side
+
+    def close(self): self.model = None  # the model belongs to the trainer: only the reference is dropped
+
+# %% ../nbs/05b_trainers.ipynb #109c1b89
+class EvalDuringTraining(TrainerCallback):
+    "Every `every_steps` steps and at the last: exact match (or reference NLL) of the model being trained on a held-out slice."
+    def __init__(self, ds, # Records (`prompt`, `completion`, `answer` where exact), disjoint from training and from the test set
+                 every_steps:int=20, # Evaluate every N optimizer steps (and at the last step)
+                 max_new_tokens:int=32, # Generation budget per answer
+                 batch_size:int=32, # Prompts per generation batch
+                 keep_best:bool=False, # Also save the adapter (or model) of the best step to adapter_best/ (model_best/)
+                 nll_max_length:int=512): # Longest prompt + reference scored when the records have no exact answers
+        if every_steps < 1: raise ConfigError(f"EvalDuringTraining: `every_steps` = {every_steps} must be at least 1.")
+        if len(ds) == 0: raise ConfigError("EvalDuringTraining: the evaluation slice is empty; give it a few held-out records.")
+        self.ds, self.every, self.keep_best, self.nll_max_length = ds, every_steps, keep_best, nll_max_length
+        self.gen = GenConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+        exact = 'answer' in ds.column_names and all(a is not None for a in ds['answer'])
+        self.metric, self.higher_is_better = ('exact_match', True) if exact else ('reference_nll', False)
+        self.points, self.wall_s, self.best = [], 0.0, None
+
+    def score(self, model, tokenizer) -> float:
+        "The slice's metric for `model` as it is now."
+        eng = LiveEngine(model, tokenizer)
+        if self.metric == 'exact_match': return evaluate(eng, self.ds, self.gen, n_boot=2)['accuracy']
+        return reference_nll(eng, self.ds, max_length=self.nll_max_length, n_boot=2)['mean_nll']
+
+# %% ../nbs/05b_trainers.ipynb #697b5450
+@patch
+def on_train_begin(self:EvalDuringTraining, args, state, control, **kw):
+    if getattr(args, 'fsdp', None): raise ConfigError("EvalDuringTraining: FSDP shards the weights and generation needs them whole; evaluate after training instead.")
+
+@patch
+def on_step_end(self:EvalDuringTraining, args, state, control, model=None, processing_class=None, **kw):
+    if (state.global_step % self.every and state.global_step != state.max_steps) or not _is_main(): return
+    t0, was_training = time.perf_counter(), model.training
+    model.eval()
+    try: v = self.score(model, processing_class)
+    finally: model.train(was_training)
+    self.points.append((state.global_step, v))
+    if self.best is None or (v > self.best[1] if self.higher_is_better else v < self.best[1]):
+        self.best = (state.global_step, v)
+        if self.keep_best:
+            out = Path(args.output_dir).parent/('adapter_best' if hasattr(model, 'peft_config') else 'model_best')
+            model.save_pretrained(str(out)); processing_class.save_pretrained(out)
+    self.wall_s += time.perf_counter() - t0
+
+@patch
+def finish(self:EvalDuringTraining, cfg, model_path, run_dir, metrics:dict, history:list):
+    "Called by `train` after training: the points join the history (plotted beside the loss) and the summary the metrics."
+    history.extend({'step': s, f'eval_{self.metric}': v} for s, v in self.points)
+    best_dir = Path(run_dir)/('model_best' if cfg.method == 'full' else 'adapter_best')
+    if self.keep_best and best_dir.exists() and _is_main(): record_base(best_dir, cfg.model, model_path, cfg.method)
+    train_only = metrics['train_wall_s'] - self.wall_s
+    metrics['eval_during_training'] = dict(
+        metric=self.metric, higher_is_better=self.higher_is_better, every_steps=self.every, n_items=len(self.ds),
+        max_new_tokens=self.gen.max_new_tokens, points=self.points, best_step=self.best[0] if self.best else None,
+        best_value=self.best[1] if self.best else None, eval_wall_s=self.wall_s, train_wall_s_without_eval=train_only,
+        cost_share=self.wall_s / train_only if train_only > 0 else None, kept_best=str(best_dir) if self.keep_best and best_dir.exists() else None)
 
 # %% ../nbs/05b_trainers.ipynb #e59f58c0
 def dataset_from_spec(spec:dict, split:str='train'):

