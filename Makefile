@@ -31,7 +31,8 @@ step = @s=$$(date +%s); echo "[$(@D)] $(1) ..."; $(2) && echo "[$(@D)] $(1): $$(
 LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE := -DGGML_NATIVE=OFF$(if $(filter 1,$(VLLM_PLATFORM)), -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON) -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 LLAMA_WHEELS := $(HOME)/.cache/slm_nb/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE)' | $(MD5))
-LLAMA_STAMP := $(VENV)/.llamacpp-$(LLAMA_VERSION)
+# `-server`: the llama.cpp server extra (slm-nb serve) and the openai client were added to this step.
+LLAMA_STAMP := $(VENV)/.llamacpp-$(LLAMA_VERSION)-server
 NCPU := $(shell $(PYTHON) -c "import os; print(os.cpu_count())")
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
@@ -70,7 +71,7 @@ $(STAMP):
 env-llamacpp: env $(LLAMA_STAMP)
 $(LLAMA_STAMP):
 	$(call step,llama-cpp-python $(LLAMA_VERSION) (compiled once for any AVX2 CPU: minutes),test -n "$$(ls $(LLAMA_WHEELS)/*.whl 2>/dev/null)" || CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$(NCPU) $(VPY) -m pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)")
-	$(call step,install llama-cpp-python,$(VPY) -m pip install -q -c requirements/core.txt --find-links $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)")
+	$(call step,install llama-cpp-python with its server extra and the openai client,$(VPY) -m pip install -q -c requirements/core.txt --find-links $(LLAMA_WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)" openai)
 	touch $@
 
 # Debian's Chromium (or an installed Google Chrome, as on GitHub's runners), for the docs and JupyterLab browser tests:

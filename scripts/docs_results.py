@@ -147,6 +147,31 @@ ENGINE_LABELS = {
 }
 
 
+def serve_table_md(run_dir: Path) -> str:
+    "The serving benchmark's table and headline, from a serve_bench run's metrics.json (for nbs/serve_it.md)."
+    m = json.loads((run_dir / 'metrics.json').read_text())
+    cols = ['engine', 'concurrency', 'requests', 'ok', 'errors', 'truncated', 'output_tokens_per_s', 'requests_per_s',
+            'ttft_p50_s', 'ttft_p95_s', 'itl_p50_s', 'e2e_p50_s', 'e2e_p95_s', 'e2e_p99_s']
+    fmt = lambda v: '–' if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+    rows = [f"Run `{run_dir.name}` ({machine(run_dir)}); servers: " +
+            '; '.join(f"{e} `{s['name']}` ({s['precision']}, ready in {s['startup_s']:.0f} s)" for e, s in m['servers'].items()) +
+            f"; up to {m['setup']['max_new_tokens']} new tokens per answer.\n",
+            '| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+    rows += ['| ' + ' | '.join(fmt(r.get(c)) for c in cols) + ' |' for r in m['levels']]
+    rows.append('\n| headline | value |\n|---|---|')
+    rows += [f"| {k} | {fmt(v)} |" for k, v in m['headline'].items()]
+    return '\n'.join(rows)
+
+
+def update_serve_page(run_dir: Path):
+    "Rewrite the measured table of nbs/serve_it.md (between the `serve-table` markers) from `run_dir`."
+    page = root / 'nbs' / 'serve_it.md'
+    if not page.exists(): return
+    block = '<!-- serve-table:start -->\n' + serve_table_md(run_dir) + '\n<!-- serve-table:end -->'
+    page.write_text(re.sub(r'<!-- serve-table:start -->.*<!-- serve-table:end -->', lambda _: block, page.read_text(), flags=re.S))
+    print('updated the measured table in', page)
+
+
 def main(argv):
     runs = {}
     for d in map(Path, argv):
@@ -159,6 +184,7 @@ def main(argv):
             (results / f'{name}.md').write_text(f"---\ntitle: \"{name}: results of a real run\"\n---\n\n"
                                                 f"Executed notebook of run `{d.name}`, converted with its outputs.\n\n" + nb_to_md(nb, name))
             print('wrote', results / f'{name}.md')
+    if 'serve_bench' in runs: update_serve_page(runs['serve_bench'])
     idx = root / 'nbs' / 'index.ipynb'
     nb = json.loads(idx.read_text())
     block = '<!-- headline:start -->\n' + headline_md(runs) + '\n<!-- headline:end -->'

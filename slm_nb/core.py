@@ -26,6 +26,17 @@ __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Con
            'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'cpu_speed_flags', 'env_info', 'gpu_info',
            'start_run', 'Progress', 'percentile']
 
+# %% ../nbs/00_core.ipynb #0d2c33ee
+import logging as _logging
+
+class _QuietCpuKernels(_logging.Filter):
+    "Drops torchao's 'Failed to load <kernel>.so' and torch's enum-registration deprecation; passes everything else."
+    def filter(self, record) -> bool:
+        m = record.getMessage()
+        return not ((m.startswith('Failed to load') and '.so' in m) or 'is an Enum subclass and is now natively supported' in m)
+
+for _name in ('torchao', 'torch.utils._pytree'): _logging.getLogger(_name).addFilter(_QuietCpuKernels())
+
 # %% ../nbs/00_core.ipynb #a1af8dca
 class SlmNbError(Exception):
     "Base class of the errors slm_nb raises on purpose, with a message meant for the user."

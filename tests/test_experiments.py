@@ -27,7 +27,7 @@ def assert_no_secret(run_dir):
 
 def test_lora_sft_small(tmp_path, check_ok):
     r = slm_nb('run', 'lora_sft', '-p', 'n_train', '160', '-p', 'n_test', '24', '-p', 'max_steps', '30',
-               '-p', 'max_new_tokens', '8', '-p', 'eval_batch_size', '24', '-p', 'batch_size', '8', root=tmp_path)
+               '-p', 'max_new_tokens', '8', '-p', 'eval_batch_size', '24', '-p', 'batch_size', '8', '-p', 'hellaswag_items', '8', root=tmp_path)
     check_ok(r)
     d = only_run(tmp_path)
     assert 'run directory:' in r.stdout and 'tuned_exact_match' in r.stdout  # headline printed
@@ -51,6 +51,11 @@ def test_lora_sft_small(tmp_path, check_ok):
     assert m['base']['n'] == 24 and m['tuned']['ci_low'] <= m['tuned']['accuracy'] <= m['tuned']['ci_high']
     assert m['train']['global_step'] == 30 and m['train']['final_loss'] < m['train']['loss_history'][0][1]
     assert len((d / 'predictions.jsonl').read_text().splitlines()) == 24
+    ev = m['train']['eval_during_training']  # on by default: every 20 steps and at the last, on a slice apart from train and test
+    assert [s for s, _ in ev['points']] == [20, 30] and ev['n_items'] > 0 and ev['metric'] == 'exact_match', ev
+    assert m['headline']['seeds'] == [0] and m['headline']['ci_covers'] == 'items only (one training seed)' and isinstance(m['train']['determinism']['deterministic'], bool)
+    fg = m['forgetting']  # the HellaSwag forgetting check ran on 8 items, base and tuned, with a paired CI
+    assert fg['n_items'] == 8 and 0 <= fg['base']['acc_norm'] <= 1 and fg['change']['low'] <= fg['change']['estimate'] <= fg['change']['high'], fg
     nb = json.loads((d / 'lora_sft.ipynb').read_text())
     assert sum(len(c.get('outputs', [])) for c in nb['cells']) > 5  # executed, with outputs
     env = json.loads((d / 'env.json').read_text())
@@ -100,7 +105,7 @@ def test_lora_sft_on_a_users_files(tmp_path, check_ok):
     for f, rs in ((train_f, rows), (test_f, rows[:2] + [(f"What is {a} + {a + 2}?", str(2 * a + 2)) for a in range(4)])):
         with open(f, 'w', newline='') as fh: csv.writer(fh).writerows([('q', 'a'), *rs])
     r = slm_nb('run', 'lora_sft', '-p', 'data_path', str(train_f), '-p', 'test_path', str(test_f), '-p', 'column_map',
-               '{question: q, answer: a}', '-p', 'max_steps', '2', '-p', 'batch_size', '4', '-p', 'max_new_tokens', '6',
+               '{question: q, answer: a}', '-p', 'max_steps', '2', '-p', 'batch_size', '4', '-p', 'max_new_tokens', '6', '-p', 'hellaswag_items', '0',
                root=tmp_path / 'runs')
     check_ok(r)
     d = only_run(tmp_path / 'runs')
@@ -113,7 +118,7 @@ def test_lora_sft_on_a_users_files(tmp_path, check_ok):
 def test_lora_sft_judged_by_the_standin(tmp_path, check_ok):
     "lora_sft with a judge configured: the judge step runs to the end and the report says the verdicts are the stand-in's."
     r = slm_nb('run', 'lora_sft', '-p', 'n_train', '32', '-p', 'n_test', '4', '-p', 'max_steps', '2', '-p', 'batch_size', '4',
-               '-p', 'max_new_tokens', '6', '-p', 'judge_backend', 'standin', '-p', 'n_judged', '3', root=tmp_path)
+               '-p', 'max_new_tokens', '6', '-p', 'judge_backend', 'standin', '-p', 'n_judged', '3', '-p', 'hellaswag_items', '0', root=tmp_path)
     check_ok(r)
     d = only_run(tmp_path)
     m = json.loads((d / 'metrics.json').read_text())
@@ -134,7 +139,7 @@ def test_lora_sft_on_open_ended_alpaca(tmp_path, check_ok):
     f = tmp_path / 'alpaca.json'
     f.write_text(json.dumps(recs))
     r = slm_nb('run', 'lora_sft', '-p', 'data_path', str(f), '-p', 'n_test', '6', '-p', 'max_steps', '6', '-p', 'batch_size', '8',
-               '-p', 'max_new_tokens', '24', '-p', 'judge_backend', 'standin', root=tmp_path / 'runs')
+               '-p', 'max_new_tokens', '24', '-p', 'judge_backend', 'standin', '-p', 'hellaswag_items', '0', root=tmp_path / 'runs')
     check_ok(r)
     d = only_run(tmp_path / 'runs')
     m = json.loads((d / 'metrics.json').read_text())

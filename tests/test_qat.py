@@ -69,3 +69,30 @@ def test_tiny_qat_trains_and_matches_its_deployment(tmp_path):
             kl[name] = q['mean_kl']
             assert q['top1_agreement'] >= 0.95, q
     assert kl['qat'] < kl['plain'] / 10, kl
+
+
+def test_lora_sft_refuses_a_qat_target_its_export_cannot_honour(tmp_path):
+    "`slm-nb run lora_sft` with QAT for q4_0 and a q8_0 export stops before training, naming the conflict (no adapter written)."
+    params = ['-p', 'qat', 'gguf-q4_0', '-p', 'export_gguf_type', 'q8_0']
+    r = subprocess.run([sys.executable, '-m', 'slm_nb.cli', 'run', 'lora_sft', '--quiet', '--root', str(tmp_path), *params],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "export asks for GGUF q8_0" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    assert not list(tmp_path.rglob('adapter_config.json'))
+
+
+@pytest.mark.parametrize('kw, conflict', [(dict(method='qlora'), "method='qlora'"), (dict(qat_target='merged', lora_dropout=0.1), 'lora_dropout=0'),
+                                          (dict(trainer='unsloth'), "trainer='unsloth'")])
+def test_train_config_refuses_qat_conflicts(kw, conflict):
+    from slm_nb.core import ConfigError
+    from slm_nb.trainers import TrainConfig
+    with pytest.raises(ConfigError, match=conflict): TrainConfig(qat='gguf-q4_0', **kw)
+
+
+def test_group_size_that_does_not_divide_the_layers_is_refused_before_training(tmp_path):
+    from slm_nb.core import ConfigError
+    from slm_nb.models import tiny_model
+    from slm_nb.tasks import make_task
+    from slm_nb.trainers import TrainConfig, train
+    cfg = TrainConfig(model=str(tiny_model(hidden=64, intermediate=128)), max_steps=2, batch_size=4, precision='fp32', qat='w4a16', qat_group_size=48)
+    with pytest.raises(ConfigError, match='not a multiple of the group size 48'): train(cfg, make_task('arithmetic', 8), run_dir=tmp_path)
+    assert not (tmp_path/'adapter').exists() and not list((tmp_path/'checkpoints').glob('checkpoint-*'))

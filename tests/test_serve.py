@@ -295,7 +295,7 @@ def test_vllm_greedy_equals_in_process(vllm, tmp_path):
     r = subprocess.run([vllm_python(), '-c', _VLLM_IN_PROCESS, json.dumps(CHATS), str(MAX_NEW), ''], capture_output=True,
                        text=True, timeout=400, env={**os.environ, 'VLLM_WORKER_MULTIPROC_METHOD': 'spawn'}, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    ref = json.loads(r.stdout.split('RESULT', 1)[1])
+    ref = json.loads(r.stdout.split('RESULT', 1)[1].splitlines()[0])
     cl = openai.OpenAI(base_url=vllm.base_url, api_key=vllm.key, max_retries=0, timeout=60)
     via_openai = [cl.chat.completions.create(model=vllm.names[0], messages=c, max_tokens=MAX_NEW, temperature=0)
                   .choices[0].message.content for c in CHATS]

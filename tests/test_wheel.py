@@ -29,10 +29,10 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     assert r.stdout.strip().startswith(str(site)), r.stdout  # the wheel's copy, not the checkout
     r = run(py, '-c', "from slm_nb.core import package_path; p = package_path('sample_data', 'nbs/data'); "
             "print(p, sorted(f.name for f in p.iterdir())); from slm_nb.data import load_records; "
-            "print('rows', len(load_records('demi:pretraining')), len(load_records('demi:benchmark')))", cwd=work)
+            "print('rows', len(load_records('demi:pretraining')), len(load_records('demi:benchmark')), len(load_records('gsm8k:test')))", cwd=work)
     check_ok(r)
     assert r.stdout.startswith(str(site)) and 'demi_sample.csv' in r.stdout, r.stdout  # the samples
-    assert 'rows 49 39' in r.stdout, r.stdout  # the real DEMI split (math_judge's default data) by its short name
+    assert 'rows 49 39 1319' in r.stdout, r.stdout  # the real DEMI split (math_judge's default data) by its short name
     # The experiments' kernel, registered in the fresh environment, so papermill runs them there.
     check_ok(run(py, '-m', 'ipykernel', 'install', '--prefix', venv, '--name', 'slm-nb', '--display-name', 'slm_nb (wheel)', cwd=work))
     env = dict(JUPYTER_PATH=str(venv/'share'/'jupyter'), JUPYTER_PREFER_ENV_PATH='1', SLM_NB_EXPERIMENTS='')
@@ -44,7 +44,7 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     from slm_nb.models import tiny_model
     r = run(venv/'bin'/'slm-nb', 'run', 'lora_sft', '-p', 'model', str(tiny_model()), '-p', 'n_train', '16', '-p', 'n_test', '4',
             '-p', 'max_steps', '2', '-p', 'batch_size', '4', '-p', 'max_new_tokens', '4', '-p', 'precision', 'fp32',
-            '-p', 'export_gguf_type', 'q8_0', '--root', work/'runs', '--no-progress', cwd=work, env=env)
+            '-p', 'export_gguf_type', 'q8_0', '-p', 'hellaswag_items', '20', '--root', work/'runs', '--no-progress', cwd=work, env=env)
     check_ok(r)
     d = next((work/'runs').iterdir())
     for f in ['params.yaml', 'env.json', 'metrics.json', 'status.json', 'report.md', 'lora_sft.ipynb', 'plots/loss.png',
@@ -54,6 +54,7 @@ def test_installed_wheel_lists_and_runs_experiments(tmp_path, check_ok):
     assert yaml.safe_load((d/'params.yaml').read_text())['max_steps'] == 2
     gguf = json.loads((d/'metrics.json').read_text())['gguf']  # the tuned model exported from the wheel's own converter, checked
     assert gguf['passed'] and (d/'gguf'/gguf['file']).exists() and gguf['file'].endswith('.q8_0.gguf'), gguf
+    assert json.loads((d/'metrics.json').read_text())['forgetting']['n_items'] == 20  # HellaSwag read from the wheel's copy
     r = run(venv/'bin'/'slm-nb', 'export-gguf', '--adapter', d/'adapter', '--type', 'f16', '--out', work/'gguf', cwd=work, env=env)
     check_ok(r)
     assert 'self-check passed' in r.stdout and (work/'gguf'/'Modelfile').exists(), r.stdout
