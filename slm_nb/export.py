@@ -360,7 +360,14 @@ def qat_check(gguf_path, # The exported file
     fq = fake_quantized_copy(src, Path(work), r['target'], r['group_size'], gguf_file=gguf_path)
     rep = check_gguf(gguf_path, fq, type)
     return dict(target=r['target'], mode=r['mode'], top1_agreement=rep['top1_agreement'], mean_kl=rep['mean_kl'], positions=rep['positions'],
-                greedy_identical=rep['greedy_identical'], min_top1=0.95, passed=rep['top1_agreement'] >= 0.95)
+                greedy_identical=rep['greedy_identical'], target_top1=0.95, target_met=rep['top1_agreement'] >= 0.95)
+
+def _gate_on_qat(report:dict):
+    "A QAT model was trained to become its quantized self: the agreement checks gate on that comparison; the source's stay in the report."
+    q, t = report['qat_check'], report['thresholds']
+    report['source_checks'] = dict(top1=report['checks']['top1'], kl=report['checks']['kl'])
+    report['checks'].update(top1=q['top1_agreement'] >= t['min_top1'], kl=q['mean_kl'] <= t['max_mean_kl'])
+    report.update(passed=all(report['checks'].values()), gated_by='qat_check: the fake-quantized model it was trained to become')
 
 # %% ../nbs/06b_export.ipynb #891f8490
 def _keep(path:Path, out_dir:Path, report:dict, stem:str, type:str) -> Path:
@@ -393,6 +400,7 @@ def export_gguf(model:str|None=None, # Embedded name, folder or Hub id; with `ad
         else: path, fallbacks = quantize_gguf(write_gguf(src, work/f'{stem}.source.f16.gguf'), tmp, type)
         report = check_gguf(path, src, type) if check else dict(passed=None, note='self-check skipped on request')
         if check: report['qat_check'] = qat_check(path, src, adapter or model, type, work/'qat')  # None unless trained with QAT for this type
+        if report.get('qat_check'): _gate_on_qat(report)
         report.update(written_by='slm_nb.export', source=_base_name(model, adapter), adapter=str(adapter) if adapter else None, bytes=path.stat().st_size,
                       quantizer_fallbacks=fallbacks, seconds=round(time.perf_counter() - t0, 1))
         path = _keep(path, out_dir, report, stem, type)

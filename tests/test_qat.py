@@ -67,7 +67,7 @@ def test_tiny_qat_trains_and_matches_its_deployment(tmp_path):
             assert json.loads((tmp_path/name/'adapter'/'qat.json').read_text())['target'] == 'gguf-q4_0'
             q = qat_check(path, merged, tmp_path/name/'adapter', 'q4_0', tmp_path/name/'fq')
             kl[name] = q['mean_kl']
-            assert q['top1_agreement'] >= 0.95, q
+            assert q['top1_agreement'] >= 0.95 and q['target_met'], q
     assert kl['qat'] < kl['plain'] / 10, kl
 
 
