@@ -377,7 +377,7 @@ def dpo(cfg:RLConfig, # The resolved config (method 'dpo'; `beta` is DPO's tempe
     _save_rl(cfg, trainer, tok, run_dir, model_path, metrics)
     return metrics
 
-# %% ../nbs/05c_rl.ipynb #76aa25d4
+# %% ../nbs/05c_rl.ipynb #49de431f
 class WallClockStop(TrainerCallback):
     "Stop training once `budget_s` seconds have passed since step `from_step` ended (or training began): equal-time comparisons."
     def __init__(self, budget_s:float, # Wall seconds allowed
@@ -390,8 +390,9 @@ class WallClockStop(TrainerCallback):
         elif self.t0 is not None:
             self.steps += 1
             if time.perf_counter() - self.t0 >= self.budget_s: control.should_training_stop = True
+    def on_train_end(self, args, state, control, **kw): self.t1 = time.perf_counter()  # the clock stops with training
     @property
-    def elapsed_s(self) -> float: return time.perf_counter() - self.t0 if self.t0 is not None else 0.0
+    def elapsed_s(self) -> float: return (getattr(self, 't1', None) or time.perf_counter()) - self.t0 if self.t0 is not None else 0.0
 
 class SaveAdapterAt(TrainerCallback):
     "Save the adapter being trained (with its tokenizer and base record) when step `step` ends: a run's midpoint as a start."
