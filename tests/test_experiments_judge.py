@@ -62,7 +62,11 @@ def test_math_judge_run_directory(judged):
     assert h['nll_change_ci'][0] <= h['nll_change'] <= h['nll_change_ci'][1]
     for k in ('judge_score_base', 'judge_score_tuned'): assert 1 <= h[k] <= 10, (k, h[k])
     assert 0 <= h['win_rate_tuned'] <= 1 and h['judge_failures'] == 0 and h['position_consistency'] == 1.0
-    assert 0 <= h['control_sanity_rate'] <= 1 and h['train_proofs_cut'] == 6  # every DEMI proof is longer than 256 tokens
+    assert h['train_proofs_cut'] == 6  # every DEMI proof is longer than 256 tokens
+    # The stand-in grades by word overlap with the reference: it sees a missing case and a truncation, never a one-symbol
+    # flip. So its control is exactly 2/3 on any proofs; a judge path that stops corrupting or grading moves this.
+    assert math.isclose(h['control_sanity_rate'], 2 / 3), h['control_sanity_rate']
+    assert {k: v['estimate'] for k, v in m['control']['by_how'].items()} == {'wrong_step': 0.0, 'missing_case': 1.0, 'truncated': 1.0}
     rep = m['report']
     assert rep['prompt_version'] == 'judge-v3' and rep['exact'] == {} and rep['judge']['standin'] is True
     assert all(s['n'] == 3 and s['n_ok'] == 3 for s in rep['single'].values()) and rep['pairwise']['swapped'] is True
