@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #d17bae02
 from __future__ import annotations
-import dataclasses, difflib, importlib.resources, json, os, platform, random, re, sys, threading, time, types, typing
+import dataclasses, difflib, importlib.resources, importlib.util, json, os, platform, random, re, sys, threading, time, types, typing
 from importlib.metadata import PackageNotFoundError, version
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -22,9 +22,9 @@ import yaml
 # %% auto #0
 __all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
            'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'precision_name',
-           'require_gpu', 'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats', 'runs_root',
-           'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'cpu_speed_flags', 'env_info', 'gpu_info',
-           'start_run', 'Progress', 'percentile']
+           'require_gpu', 'require_extra', 'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats',
+           'runs_root', 'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'cpu_speed_flags', 'env_info',
+           'gpu_info', 'start_run', 'Progress', 'percentile']
 
 # %% ../nbs/00_core.ipynb #0d2c33ee
 import logging as _logging
@@ -251,6 +251,15 @@ def require_gpu(feature:str, cpu_alternative:str):
     if get_device().startswith('cuda'): return
     raise GpuRequiredError(f"{feature} needs a CUDA GPU and none was found (device: {get_device()}). "
                            f"On this machine use {cpu_alternative} instead.")
+
+# %% ../nbs/00_core.ipynb #cf349782
+def require_extra(module:str, # The module the feature imports, e.g. 'lm_eval'
+                  extra:str, # The slm_nb extra that installs it, e.g. 'general'
+                  feature:str): # What needs it, for the message
+    "Raise a `ConfigError` naming `pip install 'slm_nb[extra]'` unless `module` can be imported here."
+    if importlib.util.find_spec(module) is not None: return
+    raise ConfigError(f"{feature} needs the `{module}` package, which this environment lacks: pip install 'slm_nb[{extra}]' "
+                      "(`make env` builds the core environment with it).")
 
 # %% ../nbs/00_core.ipynb #058a53c9
 def seed_everything(seed:int=0):

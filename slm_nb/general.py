@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .core import atomic_write_json, cache_dir, package_path, precision_name
+from .core import atomic_write_json, require_extra, cache_dir, package_path, precision_name
 from .data import DataError
 from .models import check_adapter, load_model, load_tokenizer, resolve_model
 from .scoring import bootstrap_ci
@@ -66,6 +66,7 @@ def sample_items(items:list[dict], n:int|None, seed:int=0) -> list[dict]:
 # %% ../nbs/04e_general.ipynb #7cf61503
 def hellaswag_task(items:list[dict]): # Items from `read_hellaswag`
     "An lm-eval multiple-choice task over `items` (acc and acc_norm), reading nothing from disk or network."
+    require_extra('lm_eval', 'general', 'The forgetting check (HellaSwag through lm-evaluation-harness)')
     import datasets
     from lm_eval.api.task import ConfigurableTask
     ds = datasets.Dataset.from_list([dict(id=x['id'], query=x['query'], choices=x['choices'], gold=x['gold']) for x in items])
@@ -89,6 +90,7 @@ def lm_eval_hellaswag(model, # A loaded causal LM (transformers)
                       batch_size:int=16, # Requests per forward pass
                      ) -> dict:
     "acc and acc_norm of `model` on `items` through `lm_eval.simple_evaluate`, with each item's result (`items`) and the time."
+    require_extra('lm_eval', 'general', 'The forgetting check (HellaSwag through lm-evaluation-harness)')
     import lm_eval
     from lm_eval.tasks import TaskManager
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .core import ConfigError, atomic_write_json
+from .core import ConfigError, atomic_write_json, require_extra
 
 # %% auto #0
 __all__ = ['QAT_TARGETS', 'GGUF_TYPES', 'GGUF_BLOCK', 'QAT_RECORD', 'fake_quantize_gguf', 'fake_quantize_w4a16',
@@ -177,6 +177,7 @@ def check_qat_request(qat:str|None, # The QAT target (None: no QAT)
     "Refuse a QAT target that the method or the requested export cannot honour, naming what conflicts."
     if qat is None: return
     if qat not in QAT_TARGETS: raise ConfigError(f"qat={qat!r}: expected None or one of {', '.join(QAT_TARGETS)}.")
+    require_extra('torchao', 'qat', f"qat={qat!r}")
     if method == 'qlora':
         raise ConfigError("qat with method='qlora': the base is already stored in bitsandbytes' 4-bit NF4, not the deployment grid; use method='lora'.")
     if mode not in ('base', 'merged'): raise ConfigError(f"qat_target={mode!r}: expected 'base' or 'merged'.")

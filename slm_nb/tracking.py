@@ -36,7 +36,7 @@ def _mlflow_client(uri:str):
         from mlflow.tracking import MlflowClient  # lazy: seconds to import, and only a tracked run needs it
     except ImportError as e:
         raise TrackerError(f"tracker='mlflow' needs MLflow's client: pip install 'mlflow-skinny>=3.17,<3.18' sqlalchemy alembic "
-                           f"(it is in slm_nb's dependencies; this environment lacks it: {e}).") from None
+                           f"(the `track` extra: pip install 'slm_nb[track]'; this environment lacks it: {e}).") from None
     return MlflowClient(tracking_uri=uri)
 
 # %% ../nbs/00b_tracking.ipynb #05f6de71
