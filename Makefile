@@ -139,7 +139,7 @@ test-slow: env env-llamacpp
 	$(VENV)/bin/nbdev-test --n-workers 1 --flags slow --timing
 
 test-py: env env-llamacpp $(ENV_VLLM) env-compress
-	SLM_NB_SKIPS_FILE=$(CURDIR)/$(SKIPS) $(VENV)/bin/python -m pytest -q -rs tests
+	SLM_NB_SKIPS_FILE=$(CURDIR)/$(SKIPS) $(VENV)/bin/python -m pytest -q -rs --durations=12 tests
 
 ## nbdev-prepare without Quarto: export, test, clean, README from nbs/index.ipynb
 prepare: env env-llamacpp

@@ -19,9 +19,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .core import ConfigError, SlmNbError, atomic_write_json, cache_dir, get_device, torch_dtype
 
 # %% auto #0
-__all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'resolve_model', 'load_tokenizer',
-           'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint', 'weights_sample', 'record_base',
-           'check_adapter', 'merge_adapter']
+__all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'looks_like_hub_id', 'resolve_model',
+           'load_tokenizer', 'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint', 'weights_sample',
+           'record_base', 'check_adapter', 'merge_adapter']
 
 # %% ../nbs/01_models.ipynb #06f5937c
 class ModelNotFoundError(SlmNbError, FileNotFoundError):
@@ -90,6 +90,10 @@ def embedded_gguf(name:str) -> Path:
                                  f"to a copy of {spec['gguf']})")
     return Path(pkg.origin).parent/spec['gguf']
 
+def looks_like_hub_id(name:str) -> bool:
+    "Whether `name` has the shape of a Hub id, `owner/name` (not a path: no leading '.', '/' or '~')."
+    return not name.startswith(('.', '/', '~')) and name.count('/') == 1
+
 def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
     "A local HF-format folder for the embedded default name, a local folder, or a Hub id (online only)."
     name = str(name_or_path)
@@ -108,8 +112,7 @@ def resolve_model(name_or_path:str|os.PathLike, revision:str|None=None) -> Path:
         if not (p/'config.json').exists() and not (p/'adapter_config.json').exists():
             raise ModelNotFoundError(f"{p}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors).")
         return p.resolve()
-    looks_local = name.startswith(('.', '/', '~')) or name.count('/') != 1
-    if looks_local:
+    if not looks_like_hub_id(name):
         raise ModelNotFoundError(f"{name!r}: no such folder, and not an embedded model ({', '.join(EMBEDDED_MODELS)}) "
                                  "or a Hub id of the form `owner/name`.")
     return _resolve_hub(name, revision)

@@ -14,7 +14,7 @@ import psutil
 from huggingface_hub import hf_hub_download
 
 from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path, precision_name
-from .models import EMBEDDED_MODELS, resolve_model
+from .models import looks_like_hub_id, EMBEDDED_MODELS, resolve_model
 from .evaluation import use_rank_device
 
 # %% auto #0
@@ -35,7 +35,7 @@ def load_config(model:str, # Embedded name, local folder or Hub id
             names = sorted(f.name.removesuffix('.config.json') for f in shipped.parent.glob('*.config.json'))
             raise ConfigError(f"model_config={config!r}: no such file, nor a shipped config.{did_you_mean(str(config), names)} Shipped: {', '.join(names)}.")
         return json.loads(p.read_text())
-    if model in EMBEDDED_MODELS or Path(model).is_dir():
+    if model in EMBEDDED_MODELS or Path(model).expanduser().exists() or not looks_like_hub_id(model):  # a missing path: ModelNotFoundError
         return json.loads((resolve_model(model)/'config.json').read_text())
     try: return json.loads(Path(hf_hub_download(model, 'config.json')).read_text())  # the config alone, never the weights
     except Exception as e:

@@ -24,7 +24,8 @@ def test_built_site_passes_in_browser():
     assert check_site(SITE) == []
     for shot in ('index.png', 'api_core.png', 'results_lora_sft.png'): assert (SITE / 'screenshots' / shot).stat().st_size > 10_000
     # API pages carry the results of their cells, not only definitions
-    assert (SITE / 'data.html').read_text().count('class="jp-OutputArea-child') >= 10
+    outputs = {page: (SITE / f'{page}.html').read_text().count('class="jp-OutputArea-child') for page in ('data', 'tasks', 'sft')}
+    assert min(outputs.values()) >= 2 and sum(outputs.values()) >= 10, outputs  # the data room's three pages
 
 
 def _nb(cells):

@@ -65,7 +65,7 @@ def test_math_judge_run_directory(judged):
     assert h['train_proofs_cut'] == 6  # every DEMI proof is longer than 256 tokens
     # The stand-in grades by word overlap with the reference: it sees a missing case and a truncation, never a one-symbol
     # flip. So its control is exactly 2/3 on any proofs; a judge path that stops corrupting or grading moves this.
-    assert math.isclose(h['control_sanity_rate'], 2 / 3), h['control_sanity_rate']
+    assert math.isclose(h['control_sanity_rate'], 2 / 3, abs_tol=5e-4), h['control_sanity_rate']  # the headline rounds to 3 places
     assert {k: v['estimate'] for k, v in m['control']['by_how'].items()} == {'wrong_step': 0.0, 'missing_case': 1.0, 'truncated': 1.0}
     rep = m['report']
     assert rep['prompt_version'] == 'judge-v3' and rep['exact'] == {} and rep['judge']['standin'] is True
