@@ -6,7 +6,10 @@ converted to Markdown with its outputs (text, tables, images) into nbs/results/<
 table of the index page (nbs/index.ipynb, between the `headline` markers) is rewritten from the newest lora_sft,
 engine_bench and compress runs' metrics.json. README.md is regenerated from the index. Nothing is typed in by hand.
 
-    .venv/bin/python scripts/docs_results.py [RUN_DIR ...]
+    .venv/bin/python scripts/docs_results.py [--pages-only] [RUN_DIR ...]
+
+`--pages-only` converts the given runs' pages (and the serve page's table) and leaves the index headline alone: the
+headline is rebuilt from the runs given, so a single new run of another experiment would otherwise blank it.
 """
 import base64, json, re, subprocess, sys
 from pathlib import Path
@@ -152,7 +155,7 @@ def serve_table_md(run_dir: Path) -> str:
     m = json.loads((run_dir / 'metrics.json').read_text())
     cols = ['engine', 'concurrency', 'requests', 'ok', 'errors', 'truncated', 'output_tokens_per_s', 'requests_per_s',
             'ttft_p50_s', 'ttft_p95_s', 'itl_p50_s', 'e2e_p50_s', 'e2e_p95_s', 'e2e_p99_s']
-    fmt = lambda v: '–' if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+    fmt = lambda v: ('–' if v is None or v != v else f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}") if isinstance(v, float) else '–' if v is None else str(v)
     rows = [f"Run `{run_dir.name}` ({machine(run_dir)}); servers: " +
             '; '.join(f"{e} `{s['name']}` ({s['precision']}, ready in {s['startup_s']:.0f} s)" for e, s in m['servers'].items()) +
             f"; up to {m['setup']['max_new_tokens']} new tokens per answer.\n",
@@ -160,6 +163,12 @@ def serve_table_md(run_dir: Path) -> str:
     rows += ['| ' + ' | '.join(fmt(r.get(c)) for c in cols) + ' |' for r in m['levels']]
     rows.append('\n| headline | value |\n|---|---|')
     rows += [f"| {k} | {fmt(v)} |" for k, v in m['headline'].items()]
+    for e, ps in (m.get('truncated_prompts') or {}).items():
+        if ps: rows.append(f"\n{e}: {len(ps)} prompt(s) hit the token budget (ids {', '.join(map(str, ps))}); the run's page shows them.")
+    if m.get('crosscheck_table'):
+        rows.append(f"\nThe driver against vLLM's own `vllm.benchmarks.serve` at {m['crosscheck']['level']} concurrent requests, "
+                    "same prompts, budget and server:\n\n| metric | ours | vllm.benchmarks.serve | ratio |\n|---|---|---|---|")
+        rows += [f"| {r['metric']} | {fmt(r['ours'])} | {fmt(r['vllm_bench'])} | {fmt(r['ratio'])} |" for r in m['crosscheck_table']]
     return '\n'.join(rows)
 
 
@@ -173,6 +182,8 @@ def update_serve_page(run_dir: Path):
 
 
 def main(argv):
+    pages_only = '--pages-only' in argv
+    argv = [a for a in argv if a != '--pages-only']
     runs = {}
     for d in map(Path, argv):
         runs[json.loads((d / 'status.json').read_text())['experiment']] = d
@@ -185,6 +196,7 @@ def main(argv):
                                                 f"Executed notebook of run `{d.name}`, converted with its outputs.\n\n" + nb_to_md(nb, name))
             print('wrote', results / f'{name}.md')
     if 'serve_bench' in runs: update_serve_page(runs['serve_bench'])
+    if pages_only: return
     idx = root / 'nbs' / 'index.ipynb'
     nb = json.loads(idx.read_text())
     block = '<!-- headline:start -->\n' + headline_md(runs) + '\n<!-- headline:end -->'
