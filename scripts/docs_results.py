@@ -6,7 +6,7 @@ converted to Markdown with its outputs (text, tables, images) into nbs/results/<
 table of the index page (nbs/index.ipynb, between the `headline` markers) is rewritten from the newest lora_sft,
 engine_bench and compress runs' metrics.json. README.md is regenerated from the index. Nothing is typed in by hand.
 
-    .venv/bin/python scripts/docs_results.py [--pages-only] [RUN_DIR ...]
+    .venv/bin/python scripts/docs_results.py [--pages-only] [RUN_DIR | RUN_DIR=PAGE ...]
 
 `--pages-only` converts the given runs' pages (and the serve page's table) and leaves the index headline alone: the
 headline is rebuilt from the runs given, so a single new run of another experiment would otherwise blank it.
@@ -38,8 +38,13 @@ def scrub(text: str) -> str:
     return re.sub(r'/tmp/[\w./-]+', '<tmp>', text)
 
 
+# Per-step training logs and unfinished progress lines: the loss plot and the final lines carry them.
+STEP_LINE = re.compile(r"^\{'loss': |^\[[\w ]+\] \d+/\d+ \((?!100%)")
+
+
 def keep_line(line: str) -> bool:
-    return 'Warning' not in line and not line.startswith('  warnings.warn') and not LOG_LINE.match(ANSI.sub('', line))
+    return ('Warning' not in line and not line.startswith('  warnings.warn') and not LOG_LINE.match(ANSI.sub('', line))
+            and not STEP_LINE.match(line))
 
 
 def nb_to_md(nb_path: Path, name: str) -> str:
@@ -88,12 +93,19 @@ def headline_md(runs: dict) -> str:
         m = json.loads((runs['lora_sft'] / 'metrics.json').read_text())
         h = m['headline']
         p = __import__('yaml').safe_load((runs['lora_sft'] / 'params.yaml').read_text())
-        rows.append(f"**Main job** (`make demo`: LoRA on `{p.get('model')}`, task `{p.get('task')}`, {p.get('max_steps')} steps, "
+        how = '`make demo`' if len(h.get('seeds') or [0]) == 1 else f"`slm-nb run lora_sft -p seeds \"{h['seeds']}\"`"
+        rows.append(f"**Main job** ({how}: LoRA on `{p.get('model')}`, task `{p.get('task')}`, {p.get('max_steps')} steps, "
                     f"trained in {m['train'].get('precision')}; {machine(runs['lora_sft'])}; run `{runs['lora_sft'].name}`):\n")
         rows.append('| | held-out exact-match (95% CI) |\n|---|---|')
         rows.append(f"| base | {m['base']['accuracy']:.2f} [{m['base']['ci_low']:.2f}, {m['base']['ci_high']:.2f}] |")
         rows.append(f"| LoRA-tuned | {m['tuned']['accuracy']:.2f} [{m['tuned']['ci_low']:.2f}, {m['tuned']['ci_high']:.2f}] |")
-        rows.append(f"\nGain {h['gain_points']} points (paired 95% CI {h['gain_ci_points']}); training {h['train_tokens_per_s']} "
+        seeds = h.get('seeds') or [p.get('seed')]
+        if len(seeds) > 1:
+            rows.append(f"\nOver {len(seeds)} training seeds ({', '.join(map(str, seeds))}; the rows above are seed {seeds[0]}): gain "
+                        f"{h['gain_points']} points, 95% CI {h['gain_ci_points']} covering {h['ci_covers']}; per seed "
+                        + ', '.join(f"{k}: {v:g}" for k, v in h['gain_per_seed'].items()) + '.')
+        g = (f"Seed {seeds[0]}: training" if len(seeds) > 1 else f"Gain {h['gain_points']} points (paired 95% CI {h['gain_ci_points']}); training")
+        rows.append(f"\n{g} {h['train_tokens_per_s']} "
                     f"tokens/s ({h['train_wall_s']} s); evaluation {h['eval_generated_tokens_per_s']} generated tokens/s; "
                     f"the tuned model stops by itself on {100 * h['tuned_stop_rate']:.0f}% of prompts.")
     if 'engine_bench' in runs:
@@ -130,6 +142,17 @@ def headline_md(runs: dict) -> str:
         rows.append(f"\nNLL change {h['nll_change']} per token (paired 95% CI {h['nll_change_ci']}); exact match {h['exact_match']}. "
                     f"Judge: {judge}; tuned wins {h['win_rate_tuned']} of pairs (both orders), known-bad control {h['control_sanity_rate']}.")
     return '\n'.join(rows) if rows else '_No run recorded yet: `make docs-results`._'
+
+
+SECTIONS = {'lora_sft': '**Main job**', 'engine_bench': '**Engines**', 'compress': '**Compression**', 'math_judge': '**Experiment 2**'}
+
+
+def merge_headline(old: str, runs: dict) -> str:
+    "The headline with the sections of the experiments in `runs` rebuilt and the others kept as they were."
+    starts = sorted((old.find(h), e) for e, h in SECTIONS.items() if old.find(h) >= 0)
+    kept = {e: old[i:(starts[k + 1][0] if k + 1 < len(starts) else len(old))].strip() for k, (i, e) in enumerate(starts)}
+    out = [headline_md({e: runs[e]}) if e in runs else kept.get(e) for e in SECTIONS]
+    return '\n\n'.join(x.strip() for x in out if x) or headline_md({})
 
 
 # What each engine_bench headline key means, and the target it is held to (issue: engines).
@@ -184,25 +207,29 @@ def update_serve_page(run_dir: Path):
 def main(argv):
     pages_only = '--pages-only' in argv
     argv = [a for a in argv if a != '--pages-only']
-    runs = {}
-    for d in map(Path, argv):
-        runs[json.loads((d / 'status.json').read_text())['experiment']] = d
-    if not runs: runs = newest_runs(root / 'runs')
+    runs, pages = {}, {}
+    for a in argv:  # RUN_DIR, or RUN_DIR=PAGE for a second page of one experiment (e.g. math_judge on GSM8K)
+        d, page = (Path(a.split('=', 1)[0]), a.split('=', 1)[1]) if '=' in a else (Path(a), None)
+        name = json.loads((d / 'status.json').read_text())['experiment']
+        if page: pages[page] = (name, d)
+        else: runs[name] = d
+    if not runs and not pages: runs = newest_runs(root / 'runs')
     results.mkdir(parents=True, exist_ok=True)
-    for name, d in runs.items():
+    for page, (name, d) in {**{n: (n, d) for n, d in runs.items()}, **pages}.items():
         nb = d / f'{name}.ipynb'
         if nb.exists():
-            (results / f'{name}.md').write_text(f"---\ntitle: \"{name}: results of a real run\"\n---\n\n"
-                                                f"Executed notebook of run `{d.name}`, converted with its outputs.\n\n" + nb_to_md(nb, name))
-            print('wrote', results / f'{name}.md')
+            (results / f'{page}.md').write_text(f"---\ntitle: \"{page}: results of a real run\"\n---\n\n"
+                                                f"Executed notebook of run `{d.name}`, converted with its outputs.\n\n" + nb_to_md(nb, page))
+            print('wrote', results / f'{page}.md')
     if 'serve_bench' in runs: update_serve_page(runs['serve_bench'])
     if pages_only: return
     idx = root / 'nbs' / 'index.ipynb'
     nb = json.loads(idx.read_text())
-    block = '<!-- headline:start -->\n' + headline_md(runs) + '\n<!-- headline:end -->'
     for c in nb['cells']:
         s = ''.join(c['source'])
         if '<!-- headline:start -->' in s:
+            old = re.search(r'<!-- headline:start -->\n(.*)\n<!-- headline:end -->', s, flags=re.S).group(1)
+            block = '<!-- headline:start -->\n' + merge_headline(old, runs) + '\n<!-- headline:end -->'
             s = re.sub(r'<!-- headline:start -->.*<!-- headline:end -->', lambda _: block, s, flags=re.S)
             c['source'] = s.splitlines(keepends=True)
     idx.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
