@@ -26,7 +26,7 @@ from .data import DataError
 from .chat import boxed_contents
 from .scoring import _ANSWER_LINE, _NUMBER, _as_number, _clean_answer, _normalize, check_equivalence, reference_answer
 from .engines import GenConfig
-from .trainers import check_data_spec, dataset_from_spec
+from .trainers import _History, check_data_spec, dataset_from_spec
 
 # %% auto #0
 __all__ = ['REWARDS', 'PAIR_FIELDS', 'stated_answers', 'distinct_answers', 'answer_reward', 'format_reward', 'RewardError',
@@ -186,14 +186,6 @@ def grpo_args(cfg:RLConfig, out_dir:Path) -> GRPOConfig:
         use_cpu=(device == 'cpu'), logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[], disable_tqdm=True,
         save_strategy='no', dataloader_num_workers=0, log_completions=False, **vllm)
 
-class _RLRecorder(TrainerCallback):
-    "Every logged value per step, and each step's wall time."
-    def __init__(self): self.history, self.step_times = [], []
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs: self.history.append({'step': state.global_step, **{k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}})
-    def on_step_begin(self, args, state, control, **kw): self.t = time.perf_counter()
-    def on_step_end(self, args, state, control, **kw): self.step_times.append(time.perf_counter() - self.t)
-
 # %% ../nbs/05c_rl.ipynb #4c243605
 def _timed_grpo_cls():
     "GRPOTrainer that adds up the seconds spent sampling and scoring, so training time is the rest of each step."
@@ -229,7 +221,7 @@ def _series(history:list[dict], key:str) -> list:
     return [(h['step'], h[key]) for h in history if key in h]
 
 # %% ../nbs/05c_rl.ipynb #046b73eb
-def _rl_metrics(cfg:RLConfig, trainer, m, rec:_RLRecorder) -> dict:
+def _rl_metrics(cfg:RLConfig, trainer, m, rec:_History) -> dict:
     "Speed (steps/s; GRPO: sampling vs training seconds), memory, the logged curves and what was trained."
     n, s = len(rec.step_times), sum(rec.step_times)
     out = dict(method=cfg.method, precision=precision_name(cfg.precision), device=get_device(), steps=n, train_wall_s=m.wall_s,
@@ -279,7 +271,7 @@ def grpo(cfg:RLConfig, # The resolved config (method 'grpo')
     model, peft_cfg = load_policy(cfg, model_path)
     eos = model.generation_config.eos_token_id
     funcs = [trl_reward(REWARDS[r], eos if isinstance(eos, list) else [eos, tok.eos_token_id], name=r) for r in cfg.rewards]
-    rec = _RLRecorder()
+    rec = _History()
     trainer = _timed_grpo_cls()(model=model, reward_funcs=funcs, args=grpo_args(cfg, run_dir/'checkpoints'), train_dataset=ds,
                                 processing_class=tok, peft_config=peft_cfg, callbacks=[rec, *(callbacks or [])])
     with measure() as m: trainer.train()
@@ -368,7 +360,7 @@ def dpo(cfg:RLConfig, # The resolved config (method 'dpo'; `beta` is DPO's tempe
     if len(pairs) == 0: raise DataError("dpo: the pairs dataset is empty.")
     model_path, run_dir, tok = _start(cfg, run_dir)
     model, peft_cfg = load_policy(cfg, model_path)
-    rec = _RLRecorder()
+    rec = _History()
     trainer = DPOTrainer(model=model, args=dpo_args(cfg, run_dir/'checkpoints'), train_dataset=pairs, processing_class=tok,
                          peft_config=peft_cfg, callbacks=[rec, *(callbacks or [])])
     with measure() as m: trainer.train()
