@@ -22,8 +22,10 @@ from slm_nb.tasks import task_splits
 from slm_nb.sft import to_trl
 from slm_nb.engines import HFEngine, GenConfig
 from slm_nb.evaluation import evaluate
-from slm_nb.trainers import TrainConfig, train
-from slm_nb.core import measure, seed_everything
+from slm_nb.trainers import TrainConfig, batch_tokens, run_flops, train
+from slm_nb.plan import load_config
+from slm_nb.utilization import matmul_peak, mfu, training_shapes
+from slm_nb.core import cpu_model, cpu_speed_flags, env_info, measure, seed_everything
 
 
 def trl_defaults(train_ds, steps, batch, lr, out):
@@ -42,16 +44,24 @@ def trl_defaults(train_ds, steps, batch, lr, out):
     class T(TrainerCallback):
         def on_step_begin(self, *a, **k): self.t = time.perf_counter()
         def on_step_end(self, *a, **k): times.append(time.perf_counter() - self.t)
-    tr = SFTTrainer(model=model, args=args, train_dataset=to_trl(train_ds), processing_class=load_tokenizer(path),
+    fed = []
+    class Counting(SFTTrainer):  # the trainers' own counter, with the stock loss (logits at every position)
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            fed.append(batch_tokens(inputs, completion_logits_only=False)); return super().training_step(model, inputs, num_items_in_batch)
+    tr = Counting(model=model, args=args, train_dataset=to_trl(train_ds), processing_class=load_tokenizer(path),
                     peft_config=LoraConfig(r=16, lora_alpha=32, target_modules='all-linear', task_type='CAUSAL_LM'),
                     callbacks=[T()])
     n_tokens = sum(len(x) for x in tr.train_dataset['input_ids']) / len(tr.train_dataset)
+    peak = matmul_peak(training_shapes(load_config(path), batch * n_tokens), 'fp32')
     with measure() as m: tr.train()
     tr.save_model(str(out / 'adapter'))
     load_tokenizer(path).save_pretrained(out / 'adapter')
     losses = [h['loss'] for h in tr.state.log_history if 'loss' in h]
-    return dict(tokens_per_s=steps * batch * n_tokens / m.wall_s, s_per_step=sorted(times)[len(times) // 2],
-                wall_s=m.wall_s, peak_rss_mb=m.peak_rss_mb, final_loss=losses[-1]), out / 'adapter'
+    n = dict(zip(('trained_tokens', 'trained_supervised_tokens', 'attended_pairs', 'logit_positions'), sum(fed).tolist()))
+    flops = run_flops(TrainConfig(lora_r=16), load_config(path), n)
+    return dict(tokens_per_s=n['trained_tokens'] / m.wall_s, s_per_step=sorted(times)[len(times) // 2],
+                wall_s=m.wall_s, peak_rss_mb=m.peak_rss_mb, final_loss=losses[-1], precision='fp32',
+                gflops_per_token=flops['per_token'] / 1e9, peak_gflops=peak['gflops'], mfu=mfu(flops['total'], m.wall_s, peak['gflops'])), out / 'adapter'
 
 
 def ours(train_ds, steps, batch, lr, out, fast=True, packing=False):
@@ -59,7 +69,8 @@ def ours(train_ds, steps, batch, lr, out, fast=True, packing=False):
                       completion_logits_only=fast, padding_free=True, packing=packing, precision='auto')
     met = train(cfg, train_ds, run_dir=out)
     return dict(tokens_per_s=met['tokens_per_s'], s_per_step=met['s_per_step'], wall_s=met['train_wall_s'],
-                peak_rss_mb=met['peak_rss_mb'], final_loss=met['final_loss']), out / 'adapter'
+                peak_rss_mb=met['peak_rss_mb'], final_loss=met['final_loss'], precision=met['precision'],
+                gflops_per_token=met['train_flops_per_token'] / 1e9, peak_gflops=met['matmul_peak_gflops'], mfu=met['mfu']), out / 'adapter'
 
 
 def main():
@@ -88,9 +99,11 @@ def main():
         ratios[f'{k}_over_a_tokens_per_s'] = v['tokens_per_s'] / a_['tokens_per_s']
         ratios[f'{k}_minus_a_em_points'] = 100 * (v['exact_match'] - a_['exact_match'])
     res['ratios'] = ratios
-    print('\n| run | tokens/s | s/step | peak RSS MiB | final loss | held-out EM |\n|---|---|---|---|---|---|')
+    res['env'] = env_info()
+    print(f"CPU: {cpu_model()} ({', '.join(cpu_speed_flags())}), {res['env']['torch_threads']} torch threads")
+    print('\n| run | precision | tokens/s | GFLOP/token | matmul peak GFLOP/s | MFU | s/step | peak RSS MiB | final loss | held-out EM |\n|---|---|---|---|---|---|---|---|---|---|')
     for k, v in [(k, v) for k, v in res.items() if k != 'ratios']:
-        print(f"| {k} | {v['tokens_per_s']:.0f} | {v['s_per_step']:.2f} | {v['peak_rss_mb']:.0f} | {v['final_loss']:.3f} | "
+        print(f"| {k} | {v['precision']} | {v['tokens_per_s']:.0f} | {v['gflops_per_token']:.3f} | {v['peak_gflops']:.0f} | {100 * v['mfu']:.0f}% | {v['s_per_step']:.2f} | {v['peak_rss_mb']:.0f} | {v['final_loss']:.3f} | "
               f"{v['exact_match']:.2f} [{v['em_ci'][0]:.2f}, {v['em_ci'][1]:.2f}] |")
     print('\nratios:', json.dumps({k: round(v, 2) for k, v in ratios.items()}))
     Path(a.out).write_text(json.dumps(res, indent=1))

@@ -424,7 +424,7 @@ def main(argv:list|None=None) -> int:
                 from slm_nb.trainers import train_from_config  # lazy: torch and TRL would slow `slm-nb list`
                 met = train_from_config(a.config)
                 if int(os.environ.get('RANK', 0)) == 0:
-                    print(json.dumps({k: met[k] for k in ('final_loss', 'tokens_per_s', 'train_wall_s', 'artifact') if k in met}, indent=1))
+                    print(json.dumps({k: met[k] for k in ('final_loss', 'tokens_per_s', 'mfu', 'train_wall_s', 'artifact') if k in met}, indent=1))
                 return 0
             print('+', shlex.join(cmd), flush=True)
             return subprocess.call(cmd)

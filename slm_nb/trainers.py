@@ -27,13 +27,14 @@ from .tasks import TASKS, make_task
 from .sft import tokenize_sft
 from .engines import GenConfig, HFEngine
 from .evaluation import evaluate, reference_nll, use_rank_device
-from .plan import check_fits, training_plan
+from .plan import check_fits, load_config, training_plan
+from .utilization import matmul_peak, mfu, training_flops, training_shapes
 from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_linears, record_qat
 
 # %% auto #0
 __all__ = ['check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
-           'completion_only_loss', 'batch_tokens', 'trained_tokens', 'plot_loss', 'full_state_dict', 'train',
-           'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
+           'completion_only_loss', 'batch_tokens', 'trained_tokens', 'plot_loss', 'full_state_dict', 'run_flops',
+           'train', 'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -201,7 +202,7 @@ def _sft_trainer_cls():
     class _Trainer(SFTTrainer):
         use_completion_logits_only, tokens_fed = True, None
         def training_step(self, model, inputs, num_items_in_batch=None):
-            n = batch_tokens(inputs)
+            n = batch_tokens(inputs, self.use_completion_logits_only)
             self.tokens_fed = n if self.tokens_fed is None else self.tokens_fed + n
             return super().training_step(model, inputs, num_items_in_batch)
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -220,18 +221,27 @@ def _latest_checkpoint(ckpt_dir:Path) -> Path|None:
 def _is_main() -> bool: return int(os.environ.get('RANK', '0')) == 0
 
 # %% ../nbs/05b_trainers.ipynb #93a43d29
-def batch_tokens(inputs:dict) -> torch.Tensor:
-    "[input tokens that are not padding, supervised tokens] of one collated batch: an int64 tensor where the batch is (no sync)."
+def batch_tokens(inputs:dict, # One collated batch
+                 completion_logits_only:bool=True, # Whether the loss computes logits only at supervised columns
+                ) -> torch.Tensor:
+    "[real tokens, supervised tokens, attended query-key pairs, logit positions] of one batch: an int64 tensor where the batch is (no sync)."
     ids, labels = inputs['input_ids'], inputs.get('labels')
-    real = inputs['attention_mask'].sum() if 'attention_mask' in inputs else torch.tensor(ids.numel(), device=ids.device)  # padding-free
-    sup = (labels != -100).sum() if labels is not None else torch.zeros((), dtype=torch.long, device=ids.device)
-    return torch.stack([real.long(), sup.long()])
+    mask = inputs.get('attention_mask')
+    real = mask.sum() if mask is not None else torch.tensor(ids.numel(), device=ids.device)  # padding-free: every position is a token
+    if 'position_ids' in inputs: pairs = (inputs['position_ids'] + 1).sum() if mask is None else ((inputs['position_ids'] + 1) * mask).sum()
+    elif mask is not None: pairs = (mask.cumsum(-1) * mask).sum()  # right-padded rows: position + 1 at each real token
+    else: pairs = torch.tensor(ids.size(-1) * (ids.size(-1) + 1) // 2 * ids.size(0), device=ids.device)
+    zero = torch.zeros((), dtype=torch.long, device=ids.device)
+    sup = (labels != -100).sum() if labels is not None else zero
+    if labels is not None and completion_logits_only: logits = (labels[:, 1:] != -100).any(0).sum() * ids.size(0)  # `completion_only_loss`'s columns
+    else: logits = torch.tensor(ids.numel(), device=ids.device)  # the stock loss: every position, padding included
+    return torch.stack([real.long(), sup.long(), pairs.long(), logits.long()])
 
 def trained_tokens(trainer) -> dict:
-    "What this run's training steps fed the model, summed over processes: `trained_tokens` and `trained_supervised_tokens`."
-    n = trainer.tokens_fed if trainer.tokens_fed is not None else torch.zeros(2, dtype=torch.long)
+    "What this run's training steps fed the model, summed over processes: tokens, supervised tokens, attended pairs, logit positions."
+    n = trainer.tokens_fed if trainer.tokens_fed is not None else torch.zeros(4, dtype=torch.long)
     n = trainer.accelerator.reduce(n.to(trainer.accelerator.device), reduction='sum').cpu()
-    return dict(trained_tokens=int(n[0]), trained_supervised_tokens=int(n[1]))
+    return dict(trained_tokens=int(n[0]), trained_supervised_tokens=int(n[1]), attended_pairs=int(n[2]), logit_positions=int(n[3]))
 
 
 # %% ../nbs/05b_trainers.ipynb #c044b166
@@ -312,12 +322,16 @@ class _History(TrainerCallback):
     def on_step_end(self, args, state, control, **kw): self.step_times.append(time.perf_counter() - self.t)
 
 class _TrainProgress(TrainerCallback):
-    "Progress lines (step, latest loss, elapsed, ETA) from rank 0; silent unless `$SLM_NB_PROGRESS_S` is set."
+    "Progress lines (step, latest loss, this process's tokens/s and MFU, elapsed, ETA) from rank 0; silent unless `$SLM_NB_PROGRESS_S` is set."
+    def __init__(self, speed=None): self.speed = speed  # speed(seconds) -> 'N tok/s, MFU x%' (set by `_make_trainer`)
     def on_train_begin(self, args, state, control, **kw): self.p, self.loss = Progress('train steps', state.max_steps), None
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and 'loss' in logs: self.loss = float(logs['loss'])
     def _line(self, state, final=False):
-        if _is_main(): self.p.update(state.global_step, f"loss {self.loss:.4f}" if self.loss is not None else '', final=final)
+        p = self.p
+        if not _is_main() or not p.every_s or not (final or time.perf_counter() - p.last >= p.every_s): return  # the counter is read only when a line prints
+        extra = [f"loss {self.loss:.4f}" if self.loss is not None else '', self.speed(time.perf_counter() - p.t0) if self.speed else '']
+        p.update(state.global_step, ', '.join(x for x in extra if x), final=final)
     def on_step_end(self, args, state, control, **kw): self._line(state)
     def on_train_end(self, args, state, control, **kw): self._line(state, final=True)
 
@@ -329,10 +343,17 @@ def full_state_dict(model) -> dict:
 
 
 # %% ../nbs/05b_trainers.ipynb #adc9f872
+def run_flops(cfg:TrainConfig, config:dict, fed:dict) -> dict:
+    "`training_flops` of what a run's steps fed the model (`trained_tokens`), for its method, rank and checkpointing."
+    return training_flops(config, fed['trained_tokens'], attended=fed['attended_pairs'], logit_positions=fed['logit_positions'], method=cfg.method,
+                          lora_r=cfg.lora_r, target_modules=cfg.target_modules, gradient_checkpointing=cfg.gradient_checkpointing)
+
 def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_report:dict) -> dict:
     "The run's numbers: speed, memory, losses, what was trained."
     steps_run = len(rec.step_times)
     fed = trained_tokens(trainer)  # what the steps fed the model, summed over processes
+    flops = run_flops(cfg, trainer.slm_config, fed)
+    peak, procs = trainer.slm_peak, trainer.args.world_size
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
@@ -340,6 +361,9 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
+        train_flops_per_token=flops['per_token'], train_flops=flops['total'], matmul_peak_gflops=peak['gflops'], matmul_peak_shape=peak['shape'],
+        matmul_peak_precision=peak['precision'], matmul_peak_threads=peak['threads'], mfu=mfu(flops['total'], m.wall_s, peak['gflops'], procs),
+        mfu_in_steps=mfu(flops['total'] / procs, sum(rec.step_times), peak['gflops']),
         peak_rss_mb=m.peak_rss_mb, cuda_peak_allocated_mb=m.cuda_peak_allocated_mb,
         final_loss=losses[-1]['loss'] if losses else None, train_loss_mean=float(result.training_loss),
         loss_history=[(h['step'], h['loss']) for h in losses], eval_loss=evals[-1] if evals else None, data=data_report,
@@ -362,10 +386,21 @@ def _save_outputs(cfg:TrainConfig, trainer, tok, run_dir:Path, model_path:Path, 
 def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt_dir:Path, callbacks:list):
     "The SFT trainer for `cfg`, with the history recorder first among its callbacks."
     model, peft_cfg = _load_for_training(cfg, model_path)
-    rec = _History()
+    rec, progress = _History(), _TrainProgress()
     trainer = _sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
-                                 eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, _TrainProgress(), *callbacks])
+                                 eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, progress, *callbacks])
     trainer.use_completion_logits_only = cfg.completion_logits_only
+    # The peak: a matmul probe at this run's shapes (one batch of mean-length rows), precision, device and threads.
+    trainer.slm_config = load_config(str(model_path))
+    rows = ex_train['input_ids'] if 'input_ids' in ex_train.column_names else []
+    per_batch = cfg.batch_size * (sum(map(len, rows)) / len(rows) if len(rows) else cfg.max_length)
+    trainer.slm_peak = matmul_peak(training_shapes(trainer.slm_config, per_batch), precision_name(cfg.precision), str(trainer.args.device))
+    def speed(seconds):
+        n = trainer.tokens_fed
+        if n is None or not seconds: return ''
+        fed = dict(zip(('trained_tokens', 'trained_supervised_tokens', 'attended_pairs', 'logit_positions'), n.tolist()))
+        return f"{fed['trained_tokens'] / seconds:.0f} tok/s, MFU {100 * mfu(run_flops(cfg, trainer.slm_config, fed)['total'], seconds, trainer.slm_peak['gflops']):.0f}%"
+    progress.speed = speed
     if cfg.qat:  # fake-quantize the base's linear layers (after PEFT wrapped them), before any step; refuses widths the grid cannot divide
         types = gguf_tensor_types(cfg.qat_gguf, list(quantizable_linears(trainer.model))) if cfg.qat_gguf else None
         trainer.qat_report = apply_qat(trainer.model, cfg.qat, cfg.qat_group_size, cfg.qat_target, types)
