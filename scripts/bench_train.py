@@ -7,11 +7,12 @@
     padding-free batches and the completion-logits-only loss (LM head only where the loss needs it).
 (b0) ablation: (b) with the stock loss (LM head at every position), to show where (b)'s gain comes from.
 (c) (b) plus best-fit packing into max_length rows.
+(d) (b) with torch's fused AdamW (a lever candidate).
 
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated greedy on the same held-out set with the same engine.
 
-    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--out bench_train.json]
+    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c] [--out bench_train.json]
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -64,9 +65,9 @@ def trl_defaults(train_ds, steps, batch, lr, out):
                 gflops_per_token=flops['per_token'] / 1e9, peak_gflops=peak['gflops'], mfu=mfu(flops['total'], m.wall_s, peak['gflops'])), out / 'adapter'
 
 
-def ours(train_ds, steps, batch, lr, out, fast=True, packing=False):
+def ours(train_ds, steps, batch, lr, out, fast=True, packing=False, **kw):
     cfg = TrainConfig(max_steps=steps, batch_size=batch, learning_rate=lr, warmup_ratio=0.05, logging_steps=5,
-                      completion_logits_only=fast, padding_free=True, packing=packing, precision='auto')
+                      completion_logits_only=fast, padding_free=True, packing=packing, precision='auto', **kw)
     met = train(cfg, train_ds, run_dir=out)
     return dict(tokens_per_s=met['tokens_per_s'], s_per_step=met['s_per_step'], wall_s=met['train_wall_s'],
                 peak_rss_mb=met['peak_rss_mb'], final_loss=met['final_loss'], precision=met['precision'],
@@ -77,6 +78,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--steps', type=int, default=60); ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--lr', type=float, default=1e-3); ap.add_argument('--n-test', type=int, default=100)
+    ap.add_argument('--only', default=None, help='comma-separated run names to keep (e.g. a,b,b0): the rest are skipped')
     ap.add_argument('--out', default='bench_train.json'); ap.add_argument('--work', default='/tmp/slm_nb_bench_train')
     a = ap.parse_args()
     train_ds, test_ds = task_splits('arithmetic', 2000, a.n_test, seed=0)
@@ -85,7 +87,9 @@ def main():
     for name, fn in [('a_trl_defaults_fp32', lambda o: trl_defaults(train_ds, a.steps, a.batch, a.lr, o)),
                      ('b_slm_nb_defaults', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o)),
                      ('b0_ablation_stock_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, fast=False)),
-                     ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, packing=True))]:
+                     ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, packing=True)),
+                     ('d_fused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, optimizer='adamw_torch_fused'))]:
+        if a.only and name.split('_')[0] not in a.only.split(','): continue
         out = work / name
         met, adapter = fn(out)
         ev = evaluate(HFEngine('smollm2-135m-instruct', adapter=str(adapter)), test_ds, GenConfig(max_new_tokens=16))

@@ -40,8 +40,9 @@ def test_lora_sft_small(tmp_path, check_ok):
     assert params['max_steps'] == 30 and params['experiment'] == 'lora_sft'
     m = json.loads((d / 'metrics.json').read_text())
     for k in ('base_exact_match', 'tuned_exact_match', 'gain_points', 'train_tokens_per_s', 'eval_generated_tokens_per_s',
-              'base_ref_nll', 'tuned_ref_nll', 'nll_change', 'nll_change_ci'):
+              'base_ref_nll', 'tuned_ref_nll', 'nll_change', 'nll_change_ci', 'train_mfu', 'train_matmul_peak_gflops'):
         assert k in m['headline'], k
+    assert m['headline']['train_mfu'] > 0 and m['train']['matmul_peak_precision'] == m['train']['precision']  # utilization, against a peak at the run's precision
     # the tuned model finds the held-out references more likely than its base (a large effect even after 12 steps)
     assert m['headline']['nll_change_ci'][1] < 0, m['headline']
     # and it answers more held-out questions exactly than its base: the paired 95% CI of the gain excludes 0
