@@ -82,7 +82,8 @@ def matmul_peak(shapes:list, # (m, k, n) of the matmuls to time (`training_shape
     sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)
     per = {}
     for m, k, n in shapes:
-        a, b = torch.randn(m, k, dtype=dt, device=device), torch.randn(k, n, dtype=dt, device=device)
+        g = torch.Generator(device).manual_seed(0)  # its own generator: the probe must not move the run's random state
+        a, b = (torch.randn(*sh, dtype=dt, device=device, generator=g) for sh in ((m, k), (k, n)))
         for _ in range(2): a @ b
         sync(); t0 = time.perf_counter(); a @ b; sync(); one = max(time.perf_counter() - t0, 1e-6)
         reps, best = max(1, int(seconds / 3 / one)), float('inf')
