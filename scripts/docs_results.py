@@ -206,6 +206,20 @@ def update_serve_page(run_dir: Path):
     print('updated the measured table in', page)
 
 
+def update_compress_page(run_dir: Path):
+    "Rewrite the measured QAT table in the compress notebook's 'PTQ or QAT?' (between the `qat-table` markers) from a qat run's report."
+    nb_path = root / 'nbs' / '06_compress.ipynb'
+    report = (run_dir / 'report.md').read_text().split('\n', 1)[1].strip()  # the tables, without the report's title
+    block = (f'<!-- qat-table:start -->\nFrom run `{run_dir.name}` ({machine(run_dir)}):\n\n' + report + '\n<!-- qat-table:end -->')
+    nb = json.loads(nb_path.read_text())
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if '<!-- qat-table:start -->' in src:
+            c['source'] = re.sub(r'<!-- qat-table:start -->.*<!-- qat-table:end -->', lambda _: block, src, flags=re.S).splitlines(keepends=True)
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    print('updated the QAT table in', nb_path)
+
+
 def main(argv):
     pages_only = '--pages-only' in argv
     argv = [a for a in argv if a != '--pages-only']
@@ -224,6 +238,7 @@ def main(argv):
                                                 f"Executed notebook of run `{d.name}`, converted with its outputs.\n\n" + nb_to_md(nb, page))
             print('wrote', results / f'{page}.md')
     if 'serve_bench' in runs: update_serve_page(runs['serve_bench'])
+    if 'qat' in runs: update_compress_page(runs['qat'])
     if pages_only: return
     idx = root / 'nbs' / 'index.ipynb'
     nb = json.loads(idx.read_text())
