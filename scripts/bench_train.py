@@ -12,7 +12,7 @@
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated greedy on the same held-out set with the same engine.
 
-    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c] [--out bench_train.json]
+    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d] [--out bench_train.json]
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -23,7 +23,7 @@ from slm_nb.tasks import task_splits
 from slm_nb.sft import to_trl
 from slm_nb.engines import HFEngine, GenConfig
 from slm_nb.evaluation import evaluate
-from slm_nb.trainers import TrainConfig, batch_tokens, run_flops, train
+from slm_nb.trainers import TrainConfig, batch_tokens, run_flops, token_counts, train
 from slm_nb.plan import load_config
 from slm_nb.utilization import matmul_peak, mfu, training_shapes
 from slm_nb.core import cpu_model, cpu_speed_flags, env_info, measure, seed_everything
@@ -58,7 +58,7 @@ def trl_defaults(train_ds, steps, batch, lr, out):
     tr.save_model(str(out / 'adapter'))
     load_tokenizer(path).save_pretrained(out / 'adapter')
     losses = [h['loss'] for h in tr.state.log_history if 'loss' in h]
-    n = dict(zip(('trained_tokens', 'trained_supervised_tokens', 'attended_pairs', 'logit_positions'), sum(fed).tolist()))
+    n = token_counts(sum(fed))
     flops = run_flops(TrainConfig(lora_r=16), load_config(path), n)
     return dict(tokens_per_s=n['trained_tokens'] / m.wall_s, s_per_step=sorted(times)[len(times) // 2],
                 wall_s=m.wall_s, peak_rss_mb=m.peak_rss_mb, final_loss=losses[-1], precision='fp32',

@@ -32,9 +32,9 @@ from .utilization import matmul_peak, mfu, training_flops, training_shapes
 from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_linears, record_qat
 
 # %% auto #0
-__all__ = ['check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
-           'completion_only_loss', 'batch_tokens', 'trained_tokens', 'plot_loss', 'full_state_dict', 'run_flops',
-           'train', 'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
+__all__ = ['COUNTS', 'check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
+           'completion_only_loss', 'batch_tokens', 'trained_tokens', 'token_counts', 'plot_loss', 'full_state_dict',
+           'run_flops', 'train', 'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -240,8 +240,12 @@ def batch_tokens(inputs:dict, # One collated batch
 def trained_tokens(trainer) -> dict:
     "What this run's training steps fed the model, summed over processes: tokens, supervised tokens, attended pairs, logit positions."
     n = trainer.tokens_fed if trainer.tokens_fed is not None else torch.zeros(4, dtype=torch.long)
-    n = trainer.accelerator.reduce(n.to(trainer.accelerator.device), reduction='sum').cpu()
-    return dict(trained_tokens=int(n[0]), trained_supervised_tokens=int(n[1]), attended_pairs=int(n[2]), logit_positions=int(n[3]))
+    return token_counts(trainer.accelerator.reduce(n.to(trainer.accelerator.device), reduction='sum').cpu())
+
+COUNTS = ('trained_tokens', 'trained_supervised_tokens', 'attended_pairs', 'logit_positions')  # what `batch_tokens` counts, in order
+def token_counts(n:torch.Tensor) -> dict:
+    "`batch_tokens`' counter (one batch or a sum of them) by name."
+    return dict(zip(COUNTS, map(int, n.tolist())))
 
 
 # %% ../nbs/05b_trainers.ipynb #c044b166
@@ -398,7 +402,7 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     def speed(seconds):
         n = trainer.tokens_fed
         if n is None or not seconds: return ''
-        fed = dict(zip(('trained_tokens', 'trained_supervised_tokens', 'attended_pairs', 'logit_positions'), n.tolist()))
+        fed = token_counts(n)
         return f"{fed['trained_tokens'] / seconds:.0f} tok/s, MFU {100 * mfu(run_flops(cfg, trainer.slm_config, fed)['total'], seconds, trainer.slm_peak['gflops']):.0f}%"
     progress.speed = speed
     if cfg.qat:  # fake-quantize the base's linear layers (after PEFT wrapped them), before any step; refuses widths the grid cannot divide
