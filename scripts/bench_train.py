@@ -8,11 +8,13 @@
 (b0) ablation: (b) with the stock loss (LM head at every position), to show where (b)'s gain comes from.
 (c) (b) plus best-fit packing into max_length rows.
 (d) ablation: (b) with the for-each AdamW instead of torch's fused one (the default since the run that kept it).
+(e) ablation: (b) with transformers' masked attention over the whole padding-free row instead of attention per
+    example (`segment_attention`, the default since the run that kept it).
 
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated greedy on the same held-out set with the same engine.
 
-    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d] [--out bench_train.json]
+    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e] [--out bench_train.json]
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -88,7 +90,8 @@ def main():
                      ('b_slm_nb_defaults', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o)),
                      ('b0_ablation_stock_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, fast=False)),
                      ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, packing=True)),
-                     ('d_unfused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, optimizer='adamw_torch'))]:
+                     ('d_unfused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, optimizer='adamw_torch')),
+                     ('e_masked_attention', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, segment_attention=False))]:
         if a.only and name.split('_')[0] not in a.only.split(','): continue
         out = work / name
         met, adapter = fn(out)

@@ -16,7 +16,9 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
+from transformers import AttentionInterface, AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from trl import SFTConfig, SFTTrainer
 
 from .core import (Config, ConfigError, GpuRequiredError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
@@ -33,8 +35,9 @@ from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_li
 
 # %% auto #0
 __all__ = ['COUNTS', 'check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
-           'completion_only_loss', 'batch_tokens', 'trained_tokens', 'token_counts', 'plot_loss', 'full_state_dict',
-           'run_flops', 'train', 'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
+           'completion_only_loss', 'segment_starts', 'segment_sdpa', 'batch_tokens', 'trained_tokens', 'token_counts',
+           'plot_loss', 'full_state_dict', 'run_flops', 'train', 'LiveEngine', 'EvalDuringTraining',
+           'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -79,6 +82,7 @@ class TrainConfig(Config):
     max_length: int = 256  # Longest example in tokens (longer completions are cut, and reported)
     packing: bool = False  # Pack examples into `max_length` rows (best-fit, no cross-attention between examples)
     padding_free: bool = True  # Concatenate a batch without padding (position ids keep examples apart)
+    segment_attention: bool = True  # Padding-free batches: attention per example (`segment_sdpa`), not one masked attention over the row
     completion_logits_only: bool = True  # Compute the LM head only where the loss needs it (completion positions)
     precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 where the hardware runs it fast
     gradient_checkpointing: bool = False  # Trade compute for memory
@@ -196,6 +200,31 @@ def completion_only_loss(model, inputs:dict, num_items_in_batch=None):
     n = num_items_in_batch if num_items_in_batch is not None else (t != -100).sum()
     return loss / n, out
 
+# %% ../nbs/05b_trainers.ipynb #41d8616f
+def segment_starts(position_ids:torch.Tensor) -> list[int]:
+    "Where each example of a padding-free row begins: 0 and every index whose position id does not follow the one before."
+    pos = position_ids.reshape(-1)
+    return [0, *((pos[1:] - pos[:-1] != 1).nonzero().flatten() + 1).tolist()]
+
+def segment_sdpa(module, query, key, value, attention_mask, dropout:float=0.0, scaling:float|None=None, is_causal=None,
+                 position_ids=None, **kwargs):
+    "Attention of one padding-free row as causal SDPA on each example's slice; every other batch goes to transformers' sdpa."
+    n = query.shape[2]
+    one_row = position_ids is not None and query.shape[0] == 1 and n > 1 and key.shape[2] == n
+    starts = segment_starts(position_ids) if one_row else [0]
+    if len(starts) < 2:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
+    gqa, ends, dt = getattr(module, 'num_key_value_groups', 1) > 1, [*starts[1:], n], query.dtype
+    if query.device.type == 'cpu' and dt != torch.float32: query, key, value = query.float(), key.float(), value.float()  # the CPU's bf16 attention backward is the slow one
+    with torch.autocast(query.device.type, enabled=False):
+        out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=dropout, scale=scaling,
+                                                        is_causal=True, enable_gqa=gqa) for s, e in zip(starts, ends)], dim=2)
+    return out.to(dt).transpose(1, 2).contiguous(), None  # (batch, length, heads, head_dim), as transformers' sdpa returns it
+
+AttentionInterface.register('slm_segments', segment_sdpa)
+AttentionMaskInterface.register('slm_segments', sdpa_mask)  # masks as for sdpa, so the batches it passes on are unchanged
+
+
 # %% ../nbs/05b_trainers.ipynb #abf32cde
 def _sft_trainer_cls():
     "SFTTrainer with the completion-logits-only loss."
@@ -280,6 +309,7 @@ def _load_for_training(cfg:TrainConfig, model_path:Path):
                                                  random_state=cfg.seed, use_gradient_checkpointing=cfg.gradient_checkpointing)
         return model, None
     kw = dict(trust_remote_code=cfg.trust_remote_code, use_safetensors=True)
+    if cfg.padding_free and cfg.segment_attention: kw['attn_implementation'] = 'slm_segments'  # attention per example of the row
     if cfg.method == 'qlora':
         kw['quantization_config'] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4',
                                                        bnb_4bit_compute_dtype=dt, bnb_4bit_use_double_quant=True)
@@ -361,7 +391,7 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
-        method=cfg.method, trainer=cfg.trainer, precision=precision_name(cfg.precision),
+        method=cfg.method, trainer=cfg.trainer, precision=precision_name(cfg.precision), attention=getattr(trainer.model.config, '_attn_implementation', None),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
