@@ -14,7 +14,7 @@
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated greedy on the same held-out set with the same engine.
 
-    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e] [--out bench_train.json]
+    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e] [--precision auto|fp32] [--out bench_train.json]
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -67,9 +67,9 @@ def trl_defaults(train_ds, steps, batch, lr, out):
                 gflops_per_token=flops['per_token'] / 1e9, peak_gflops=peak['gflops'], mfu=mfu(flops['total'], m.wall_s, peak['gflops'])), out / 'adapter'
 
 
-def ours(train_ds, steps, batch, lr, out, fast=True, packing=False, **kw):
+def ours(train_ds, steps, batch, lr, out, fast=True, packing=False, precision='auto', **kw):
     cfg = TrainConfig(max_steps=steps, batch_size=batch, learning_rate=lr, warmup_ratio=0.05, logging_steps=5,
-                      completion_logits_only=fast, padding_free=True, packing=packing, precision='auto', **kw)
+                      completion_logits_only=fast, padding_free=True, packing=packing, precision=precision, **kw)
     met = train(cfg, train_ds, run_dir=out)
     return dict(tokens_per_s=met['tokens_per_s'], s_per_step=met['s_per_step'], wall_s=met['train_wall_s'],
                 peak_rss_mb=met['peak_rss_mb'], final_loss=met['final_loss'], precision=met['precision'],
@@ -81,17 +81,18 @@ def main():
     ap.add_argument('--steps', type=int, default=60); ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--lr', type=float, default=1e-3); ap.add_argument('--n-test', type=int, default=100)
     ap.add_argument('--only', default=None, help='comma-separated run names to keep (e.g. a,b,b0): the rest are skipped')
+    ap.add_argument('--precision', default='auto', help="slm_nb runs' precision (auto: bf16 where the CPU has it; fp32 shows what an AVX2-only CPU gets)")
     ap.add_argument('--out', default='bench_train.json'); ap.add_argument('--work', default='/tmp/slm_nb_bench_train')
     a = ap.parse_args()
     train_ds, test_ds = task_splits('arithmetic', 2000, a.n_test, seed=0)
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
     res = {}
     for name, fn in [('a_trl_defaults_fp32', lambda o: trl_defaults(train_ds, a.steps, a.batch, a.lr, o)),
-                     ('b_slm_nb_defaults', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o)),
-                     ('b0_ablation_stock_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, fast=False)),
-                     ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, packing=True)),
-                     ('d_unfused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, optimizer='adamw_torch')),
-                     ('e_masked_attention', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, segment_attention=False))]:
+                     ('b_slm_nb_defaults', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision)),
+                     ('b0_ablation_stock_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, fast=False)),
+                     ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, packing=True)),
+                     ('d_unfused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, optimizer='adamw_torch')),
+                     ('e_masked_attention', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, segment_attention=False))]:
         if a.only and name.split('_')[0] not in a.only.split(','): continue
         out = work / name
         met, adapter = fn(out)
@@ -99,10 +100,10 @@ def main():
         met.update(exact_match=ev['accuracy'], em_ci=[ev['ci_low'], ev['ci_high']], stop_rate=ev['stop_rate'])
         res[name] = met
         print(name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in met.items()}), flush=True)
-    a_ = res['a_trl_defaults_fp32']
+    a_ = res.get('a_trl_defaults_fp32')
     ratios = {}
     for k, v in res.items():
-        if k == 'a_trl_defaults_fp32': continue
+        if k == 'a_trl_defaults_fp32' or a_ is None: continue
         ratios[f'{k}_over_a_tokens_per_s'] = v['tokens_per_s'] / a_['tokens_per_s']
         ratios[f'{k}_minus_a_em_points'] = 100 * (v['exact_match'] - a_['exact_match'])
     res['ratios'] = ratios
