@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training benchmark: the same LoRA fine-tune four ways, in one run, printed as ratios.
+"""Training benchmark: the same LoRA fine-tune several ways, in one run, printed as ratios.
 
 (a) TRL defaults in fp32 (what a user gets without slm_nb): SFTTrainer on TRL's conversational
     prompt-completion data, stock collator and loss.
@@ -12,7 +12,8 @@
     example (`segment_attention`, the default since the run that kept it).
 
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
-the same steps and batch, then is evaluated greedy on the same held-out set with the same engine.
+the same steps and batch, then is evaluated on the same held-out set with the same engine: exact match (greedy) and
+the mean NLL of the reference answers (the held-out loss).
 
     .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e] [--precision auto|fp32] [--out bench_train.json]
 """
@@ -24,7 +25,7 @@ from slm_nb.models import resolve_model, load_tokenizer
 from slm_nb.tasks import task_splits
 from slm_nb.sft import to_trl
 from slm_nb.engines import HFEngine, GenConfig
-from slm_nb.evaluation import evaluate
+from slm_nb.evaluation import evaluate, reference_nll
 from slm_nb.trainers import TrainConfig, batch_tokens, run_flops, token_counts, train
 from slm_nb.plan import load_config
 from slm_nb.utilization import matmul_peak, mfu, training_shapes
@@ -96,8 +97,10 @@ def main():
         if a.only and name.split('_')[0] not in a.only.split(','): continue
         out = work / name
         met, adapter = fn(out)
-        ev = evaluate(HFEngine('smollm2-135m-instruct', adapter=str(adapter)), test_ds, GenConfig(max_new_tokens=16))
-        met.update(exact_match=ev['accuracy'], em_ci=[ev['ci_low'], ev['ci_high']], stop_rate=ev['stop_rate'])
+        eng = HFEngine('smollm2-135m-instruct', adapter=str(adapter))
+        ev, nll = evaluate(eng, test_ds, GenConfig(max_new_tokens=16)), reference_nll(eng, test_ds)
+        met.update(exact_match=ev['accuracy'], em_ci=[ev['ci_low'], ev['ci_high']], stop_rate=ev['stop_rate'],
+                   heldout_nll=nll['mean_nll'], heldout_nll_ci=[nll['ci_low'], nll['ci_high']])
         res[name] = met
         print(name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in met.items()}), flush=True)
     a_ = res.get('a_trl_defaults_fp32')
@@ -106,13 +109,14 @@ def main():
         if k == 'a_trl_defaults_fp32' or a_ is None: continue
         ratios[f'{k}_over_a_tokens_per_s'] = v['tokens_per_s'] / a_['tokens_per_s']
         ratios[f'{k}_minus_a_em_points'] = 100 * (v['exact_match'] - a_['exact_match'])
+        ratios[f'{k}_heldout_nll_change'] = v['heldout_nll'] / a_['heldout_nll'] - 1  # the issue's bound: within 3%
     res['ratios'] = ratios
     res['env'] = env_info()
     Path(a.out).write_text(json.dumps(res, indent=1))  # the record first: a printing error must not lose the measurements
     print(f"CPU: {cpu_model()} ({', '.join(cpu_speed_flags())}), {res['env']['torch_threads']} torch threads")
-    print('\n| run | precision | tokens/s | GFLOP/token | matmul peak GFLOP/s | MFU | s/step | peak RSS MiB | final loss | held-out EM |\n|---|---|---|---|---|---|---|---|---|---|')
+    print('\n| run | precision | tokens/s | GFLOP/token | matmul peak GFLOP/s | MFU | s/step | peak RSS MiB | final train loss | held-out NLL | held-out EM |\n|---|---|---|---|---|---|---|---|---|---|---|')
     for k, v in [(k, v) for k, v in res.items() if k not in ('ratios', 'env')]:
-        print(f"| {k} | {v['precision']} | {v['tokens_per_s']:.0f} | {v['gflops_per_token']:.3f} | {v['peak_gflops']:.0f} | {100 * v['mfu']:.0f}% | {v['s_per_step']:.2f} | {v['peak_rss_mb']:.0f} | {v['final_loss']:.3f} | "
+        print(f"| {k} | {v['precision']} | {v['tokens_per_s']:.0f} | {v['gflops_per_token']:.3f} | {v['peak_gflops']:.0f} | {100 * v['mfu']:.0f}% | {v['s_per_step']:.2f} | {v['peak_rss_mb']:.0f} | {v['final_loss']:.3f} | {v['heldout_nll']:.3f} | "
               f"{v['exact_match']:.2f} [{v['em_ci'][0]:.2f}, {v['em_ci'][1]:.2f}] |")
     print('\nratios:', json.dumps({k: round(v, 2) for k, v in ratios.items()}))
 

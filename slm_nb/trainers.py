@@ -208,11 +208,13 @@ def segment_starts(position_ids:torch.Tensor) -> list[int]:
 
 def segment_sdpa(module, query, key, value, attention_mask, dropout:float=0.0, scaling:float|None=None, is_causal=None,
                  position_ids=None, **kwargs):
-    "Attention of one padding-free row as causal SDPA on each example's slice; every other batch goes to transformers' sdpa."
+    "Attention of one padding-free row as causal SDPA on each example's slice; anything else goes to transformers' sdpa."
     n = query.shape[2]
-    one_row = position_ids is not None and query.shape[0] == 1 and n > 1 and key.shape[2] == n
+    plain = getattr(module, 'is_causal', True) and not any(kwargs.get(k) is not None for k in ('softcap', 's_aux', 'position_bias'))
+    one_row = plain and position_ids is not None and query.shape[0] == 1 and n > 1 and key.shape[2] == n
     starts = segment_starts(position_ids) if one_row else [0]
-    if len(starts) < 2:
+    window = kwargs.get('sliding_window')  # exact per example only where no example is longer than the window
+    if len(starts) < 2 or (window is not None and max(b - a for a, b in zip(starts, [*starts[1:], n])) > window):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
     gqa, ends, dt = getattr(module, 'num_key_value_groups', 1) > 1, [*starts[1:], n], query.dtype
     if query.device.type == 'cpu' and dt != torch.float32: query, key, value = query.float(), key.float(), value.float()  # the CPU's bf16 attention backward is the slow one
