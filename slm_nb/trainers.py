@@ -213,10 +213,10 @@ def segment_sdpa(module, query, key, value, attention_mask, dropout:float=0.0, s
     plain = getattr(module, 'is_causal', True) and not any(kwargs.get(k) is not None for k in ('softcap', 's_aux', 'position_bias'))
     one_row = plain and position_ids is not None and query.shape[0] == 1 and n > 1 and key.shape[2] == n
     starts = segment_starts(position_ids) if one_row else [0]
-    window = kwargs.get('sliding_window')  # exact per example only where no example is longer than the window
-    if len(starts) < 2 or (window is not None and max(b - a for a, b in zip(starts, [*starts[1:], n])) > window):
+    ends, window = [*starts[1:], n], kwargs.get('sliding_window')  # exact per example only where no example is longer than the window
+    if len(starts) < 2 or (window is not None and max(e - s for s, e in zip(starts, ends)) > window):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
-    gqa, ends, dt = getattr(module, 'num_key_value_groups', 1) > 1, [*starts[1:], n], query.dtype
+    gqa, dt = getattr(module, 'num_key_value_groups', 1) > 1, query.dtype
     if query.device.type == 'cpu' and dt != torch.float32: query, key, value = query.float(), key.float(), value.float()  # the CPU's bf16 attention backward is the slow one
     with torch.autocast(query.device.type, enabled=False):
         out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=dropout, scale=scaling,
