@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/engines.html.md"""
 
 # %% ../nbs/04_engines.ipynb #f669dbea
 from __future__ import annotations
-import functools, json, os, threading, time, urllib.error, urllib.parse, urllib.request
+import inspect, json, os, threading, time, urllib.error, urllib.parse, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -17,14 +17,16 @@ from fastcore.basics import patch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, StoppingCriteriaList, TextIteratorStreamer
 
-from .core import Config, ConfigError, Progress, SlmNbError, get_device, percentile, require_gpu, torch_dtype
+import psutil
+
+from .core import Config, ConfigError, Progress, SlmNbError, get_device, percentile, require_gpu
+from .precision import DECODE_ROWS, cache_kwarg, decode_bucket, output_cache, pack_linear_weights, phase_dtype
 from .models import check_adapter, load_tokenizer, resolve_model
 from .chat import prompt_add_special_tokens, render_prompt
 
 # %% auto #0
-__all__ = ['EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize', 'packing_works',
-           'pack_linear_weights', 'HFEngine', 'UnslothEngine', 'is_loopback', 'OpenAIHTTPError', 'OpenAIClient',
-           'OpenAIEngine']
+__all__ = ['EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize', 'HFEngine', 'UnslothEngine',
+           'is_loopback', 'OpenAIHTTPError', 'OpenAIClient', 'OpenAIEngine']
 
 # %% ../nbs/04_engines.ipynb #13064164
 class EngineError(SlmNbError, ValueError):
@@ -135,97 +137,82 @@ class _TokenTimes:
             if r not in self.done and t in self.eos_ids: self.done[r] = now
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
-# %% ../nbs/04_engines.ipynb #163664e4
-@functools.cache
-def _packed_linear_cls():
-    class PackedLinear(torch.nn.Module):
-        "A bf16 `nn.Linear` whose weight oneDNN has pre-packed (inference only)."
-        def __init__(self, lin):
-            super().__init__()
-            self.in_features, self.out_features = lin.in_features, lin.out_features
-            self.register_buffer('packed_weight', torch.ops.mkldnn._reorder_linear_weight(lin.weight.detach(), 1), persistent=False)
-            self.register_buffer('bias', None if lin.bias is None else lin.bias.detach(), persistent=False)
-            self.weight_bytes = lin.weight.numel() * lin.weight.element_size()
-        def forward(self, x): return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, 'none', [], '')
-        def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, bf16 pre-packed"
-    return PackedLinear
-
-@functools.cache
-def packing_works() -> bool:
-    "Whether pre-packed bf16 linear products run on this CPU and match `F.linear` (a probe, once per process)."
-    try:
-        if not torch.backends.mkldnn.is_available(): return False
-        g = torch.Generator().manual_seed(0)
-        lin = torch.nn.Linear(128, 64, bias=True).to(torch.bfloat16)
-        x = torch.randn(3, 5, 128, generator=g).to(torch.bfloat16)
-        with torch.inference_mode():
-            ref, got = torch.nn.functional.linear(x, lin.weight, lin.bias).float(), _packed_linear_cls()(lin)(x).float()
-        return got.shape == ref.shape and bool(torch.allclose(got, ref, atol=0.05, rtol=0.02))
-    except Exception: return False  # any failure of the private oneDNN ops means: do not pack
-
-# %% ../nbs/04_engines.ipynb #cfca577c
-def _packable(c) -> bool:
-    "A plain bf16 CPU `nn.Linear` with its weight under `weight` and no hooks."
-    if type(c) is not torch.nn.Linear or hasattr(c, 'quantization_scheme') or c._forward_hooks or c._forward_pre_hooks:
-        return False
-    w = c._parameters.get('weight')  # a compressed layer keeps its weights under other names
-    return isinstance(w, torch.Tensor) and w.dtype == torch.bfloat16 and w.device.type == 'cpu'
-
-def pack_linear_weights(model) -> int:
-    "Swap the plain bf16 CPU `nn.Linear` layers of `model` for pre-packed ones; return how many were swapped."
-    if not packing_works(): return 0
-    if getattr(getattr(model, 'config', None), 'quantization_config', None) is not None:
-        return 0  # a quantized model (compressed-tensors and the like) manages its layers itself
-    # (parent, name) pairs only: holding the old layers themselves would keep every original weight alive to the end.
-    slots = [(parent, name) for pname, parent in model.named_modules()
-             if not (hasattr(parent, 'base_layer') or 'lora_' in pname)  # a PEFT layer or its adapter: leave it whole
-             for name, c in parent.named_children() if _packable(c)]
-    P = _packed_linear_cls()
-    for parent, name in slots: setattr(parent, name, P(getattr(parent, name)))
-    if slots:
-        # The remaining weights (embedding, norms) may be views into the memory-mapped weights file, which would keep
-        # the whole file resident beside the packed copies; owning them releases the map.
-        with torch.no_grad():
-            for p_ in model.parameters(): p_.data = p_.data.clone()
-    return len(slots)
-
 # %% ../nbs/04_engines.ipynb #99a756a9
 class HFEngine(Engine):
-    "Generation with transformers: batched, left-padded, bf16 where fast, LoRA adapters through PEFT."
+    "Generation with transformers: batched, left-padded, each phase in its fastest precision, LoRA adapters through PEFT."
     backend = 'hf'
     def __init__(self, model:str='smollm2-135m-instruct', # Embedded name, folder or Hub id
                  adapter:str|None=None, # A LoRA adapter folder (from `train`)
-                 precision:str='auto', # auto (bf16 where fast), bf16, fp16, fp32
+                 precision:str='auto', # auto (per phase: measured on a CPU; bf16 on a GPU that has it), bf16, fp16, fp32
                  device:str|None=None, # cuda, mps or cpu (default: detected)
                  merge:bool=False, # Merge the adapter into the weights (faster per token)
-                 pack_weights:bool|None=None, # Pre-pack bf16 CPU weights (None: when on the CPU in bf16 with no unmerged adapter)
+                 pack_weights:bool|None=None, # Pre-pack bf16 CPU weights (None: on the CPU with no unmerged adapter)
                  trust_remote_code:bool=False): # Run model code from the Hub (off unless you trust it)
         self.device = device or get_device()
         self.model_path = resolve_model(model)
         self.adapter = check_adapter(adapter, self.model_path) if adapter else None
-        self.dtype = torch_dtype(precision, self.device)
+        # `model` (in `dtype`) reads prompts: the prefill and teacher-forced scoring. Decode steps run in the precision
+        # of their batch size, on a second copy of the weights where that differs.
+        self.dtype = phase_dtype(precision, 'prefill', self.device)
+        self.decode_dtypes = {r: phase_dtype(precision, 'decode', self.device, rows=r) for r in DECODE_ROWS}
         self.model, self.tokenizer = self._load(merge, trust_remote_code)
         self.tokenizer.padding_side = 'left'
         seen = {p_.data_ptr(): p_.numel() * p_.element_size() for p_ in self.model.parameters()}
         self.weight_bytes = sum(seen.values())  # what one decode step reads (tied weights once)
-        if pack_weights is None:
-            pack_weights = self.device == 'cpu' and self.dtype == torch.bfloat16 and not (self.adapter and not merge)
-        self.n_packed = pack_linear_weights(self.model) if pack_weights else 0
+        self.models, self.precision_note = {self.dtype: self.model}, None
+        for dt in {d for d in self.decode_dtypes.values() if d != self.dtype}: self._add_copy(dt, merge, trust_remote_code)
+        if pack_weights is None: pack_weights = self.device == 'cpu' and not (self.adapter and not merge)
+        self.n_packed = sum(pack_linear_weights(m) for m in self.models.values()) if pack_weights else 0  # bf16 layers only
         self.context = getattr(self.model.config, 'max_position_embeddings', None) or 10**9
         self.set_eos_ids(self.model.generation_config.eos_token_id)
 
 # %% ../nbs/04_engines.ipynb #4f5a1b8f
 @patch
-def _load(self:HFEngine, merge:bool, trust_remote_code:bool):
-    "The model (adapter applied or merged) on the engine's device, and its tokenizer."
+def _load(self:HFEngine, merge:bool, trust_remote_code:bool, dtype=None):
+    "The model (adapter applied or merged) in `dtype` (default: the engine's) on the engine's device, and its tokenizer."
     tok_src = self.adapter if self.adapter and (self.adapter/'tokenizer_config.json').exists() else self.model_path
     tok = load_tokenizer(tok_src, trust_remote_code=trust_remote_code)
-    m = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype, trust_remote_code=trust_remote_code,
+    m = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or self.dtype, trust_remote_code=trust_remote_code,
                                              use_safetensors=True)
     if self.adapter:
         m = PeftModel.from_pretrained(m, self.adapter)
         if merge: m = m.merge_and_unload()
     return m.to(self.device).eval(), tok
+
+# %% ../nbs/04_engines.ipynb #2ccdbf65
+_NAMES = {torch.float32: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}
+
+@patch
+def _add_copy(self:HFEngine, dt, merge:bool, trust_remote_code:bool):
+    "Load the weights again in `dt` for the decode batch sizes that run in it, where memory allows."
+    need = sum(p_.numel() for p_ in self.model.parameters()) * torch.empty((), dtype=dt).element_size()
+    if self.device == 'cpu' and need > psutil.virtual_memory().available / 2:
+        self.decode_dtypes = {r: (self.dtype if d == dt else d) for r, d in self.decode_dtypes.items()}
+        self.precision_note = (f"a {_NAMES[dt]} copy of the weights ({need / 2**30:.1f} GiB) would take over half the available memory: "
+                               f"every batch size decodes in {_NAMES[self.dtype]}")
+        return
+    self.models[dt] = self._load(merge, trust_remote_code, dtype=dt)[0]
+
+@patch
+def close(self:HFEngine):
+    "Free the weights (every copy)."
+    self.model, self.models = None, {}
+
+@patch
+def decode_dtype(self:HFEngine, rows:int=1):
+    "The dtype a batch of `rows` prompts decodes in."
+    return self.decode_dtypes[decode_bucket(rows)]
+
+@patch
+def decode_weight_bytes(self:HFEngine, rows:int=1) -> int:
+    "The weight bytes one decode step of `rows` rows reads (those of the copy in its precision)."
+    size = lambda d: torch.empty((), dtype=d).element_size()
+    return self.weight_bytes * size(self.decode_dtype(rows)) // size(self.dtype)
+
+@patch(as_prop=True)
+def precision(self:HFEngine) -> dict:
+    "What each phase runs in: the prefill, and decode per probed batch size (a batch takes the nearest, on a log scale)."
+    return dict(prefill=_NAMES[self.dtype], decode={str(r): _NAMES[d] for r, d in self.decode_dtypes.items()})
 
 # %% ../nbs/04_engines.ipynb #c9c3f8cf
 @patch
@@ -249,6 +236,28 @@ def _finish(self:HFEngine, gen_ids:list[int], gen:GenConfig) -> tuple[str, int, 
         if j >= 0: text, reason = text[:j], 'stop'
     return text, n, reason
 
+# %% ../nbs/04_engines.ipynb #7a218a7f
+@patch
+def _generate(self:HFEngine, batch:dict, **kw):
+    "transformers' `generate` on one padded batch: the prompt in the prefill precision, new tokens in the batch size's decode precision."
+    ids, mask = batch['input_ids'], batch['attention_mask']
+    dec = self.models.get(self.decode_dtype(ids.shape[0]), self.model)
+    if dec is self.model or ids.shape[1] < 2: return dec.generate(**batch, **kw)
+    return self._split_generate(dec, batch, **kw)
+
+@patch
+def _split_generate(self:HFEngine, dec, batch:dict, **kw):
+    "The prompt but its last token through `model`, the KV cache cast to `dec`'s dtype, and `dec.generate` from there."
+    ids, mask = batch['input_ids'], batch['attention_mask']
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate numbers left-padded rows
+    extra = {'logits_to_keep': 1} if 'logits_to_keep' in inspect.signature(_base(self.model).forward).parameters else {}
+    cache = output_cache(self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True, **extra))
+    dt = next(dec.parameters()).dtype
+    for layer in cache.layers: layer.keys, layer.values = layer.keys.to(dt), layer.values.to(dt)
+    return dec.generate(**batch, **{cache_kwarg(_base(dec)): cache}, **kw)
+
+def _base(m): return m.get_base_model() if hasattr(m, 'get_base_model') else m
+
 # %% ../nbs/04_engines.ipynb #c74367dc
 @patch
 def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[Generation]:
@@ -267,7 +276,7 @@ def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[G
         t0 = time.perf_counter()
         times = _TokenTimes(t0, self.eos_ids, tick)
         with torch.inference_mode():
-            out = self.model.generate(**batch, **self._gen_kwargs(gen), stopping_criteria=StoppingCriteriaList([times]))
+            out = self._generate(batch, **self._gen_kwargs(gen), stopping_criteria=StoppingCriteriaList([times]))
         end = time.perf_counter() - t0
         for r, i in enumerate(rows):
             text, n, reason = self._finish(out[r, width:].tolist(), gen)
@@ -282,10 +291,11 @@ def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[G
 def stream(self:HFEngine, prompt, gen_cfg:GenConfig|dict|None=None) -> Iterator[str]:
     "Yield the completion of one prompt piece by piece as it is generated (for interactive notebooks)."
     gen = self.gen_config(gen_cfg)
-    batch = {'input_ids': torch.tensor(self.encode([prompt], gen), device=self.device)}
+    ids = torch.tensor(self.encode([prompt], gen), device=self.device)
+    batch = {'input_ids': ids, 'attention_mask': torch.ones_like(ids)}
     streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
     def run():
-        with torch.inference_mode(): self.model.generate(**batch, **self._gen_kwargs(gen), streamer=streamer)
+        with torch.inference_mode(): self._generate(batch, **self._gen_kwargs(gen), streamer=streamer)
     th = threading.Thread(target=run, daemon=True); th.start()
     yield from streamer
     th.join()
@@ -304,11 +314,11 @@ class UnslothEngine(HFEngine):
         super().__init__(model, adapter=adapter, precision=precision, device='cuda', pack_weights=False)
         self.context = max_seq_length
 
-    def _load(self, merge:bool, trust_remote_code:bool):
+    def _load(self, merge:bool, trust_remote_code:bool, dtype=None):
         "Unsloth's model (with the adapter when given) and tokenizer, ready for inference."
         from unsloth import FastLanguageModel  # GPU only: imported after require_gpu
         m, tok = FastLanguageModel.from_pretrained(str(self.adapter or self.model_path), max_seq_length=self.max_seq_length,
-                                                   dtype=self.dtype, load_in_4bit=self.load_in_4bit)
+                                                   dtype=dtype or self.dtype, load_in_4bit=self.load_in_4bit)
         FastLanguageModel.for_inference(m)
         if tok.pad_token is None: tok.pad_token = tok.eos_token
         return m, tok

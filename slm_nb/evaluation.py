@@ -145,7 +145,8 @@ def evaluate(engine, # Any engine
     note = f"{len(has)} of {len(ds)} have exact answers" if has else f"n/a (0 of {len(ds)} have exact answers)"
     return dict(accuracy=em['accuracy'] if em else None, ci_low=ci['low'], ci_high=ci['high'], n=len(ds), n_with_answer=len(has),
                 n_no_answer=em['n_no_answer'] if em else 0, exact_match_note=note, stop_rate=sum(g.finish_reason == 'stop' for g in gens) / len(gens),
-                length_rate=sum(g.finish_reason == 'length' for g in gens) / len(gens), speed=summarize(gens, wall), items=items)
+                length_rate=sum(g.finish_reason == 'length' for g in gens) / len(gens), speed=summarize(gens, wall),
+                precision=getattr(engine, 'precision', None), items=items)  # transformers: per phase
 
 # %% ../nbs/04d_evaluation.ipynb #ffb8f7ab
 @torch.inference_mode()

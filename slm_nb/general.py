@@ -11,9 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .core import atomic_write_json, require_extra, cache_dir, package_path, precision_name
+from .core import atomic_write_json, require_extra, cache_dir, package_path
 from .data import DataError
 from .models import check_adapter, load_model, load_tokenizer, resolve_model
+from .precision import phase_precision
 from .scoring import bootstrap_ci
 
 # %% auto #0
@@ -165,7 +166,7 @@ def hellaswag_score(model:str, # The base: embedded name, folder or Hub id
     base_path = resolve_model(model)
     path = resolve_model(tuned_model) if tuned_model is not None else base_path
     items = sample_items(read_hellaswag(data), n_items, seed)
-    prec = precision_name(precision)
+    prec = phase_precision(precision, 'prefill')  # scoring reads whole texts: prefill-shaped
     cached = hellaswag_cache_file(path, n_items, seed, prec, data) if cache and adapter is None else None
     if cached is not None and cached.exists(): return {**json.loads(cached.read_text()), 'cached': True}
     m = load_model(path, prec)

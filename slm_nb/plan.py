@@ -13,9 +13,10 @@ import pandas as pd
 import psutil
 from huggingface_hub import hf_hub_download
 
-from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path, precision_name
+from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path
 from .models import looks_like_hub_id, EMBEDDED_MODELS, resolve_model
 from .evaluation import use_rank_device
+from .precision import phase_precision
 
 # %% auto #0
 __all__ = ['STORE_BYTES', 'ACT_BYTES', 'LOGIT_BYTES', 'FUSED_LOGIT_BYTES', 'CUDA_OVERHEAD_BYTES', 'load_config', 'model_shape',
@@ -146,7 +147,7 @@ def training_plan(model:str, # Embedded name, folder or Hub id
     "What the run will do, resolved (precision, device), with its memory estimate."
     gpu_only = method == 'qlora' or trainer == 'unsloth'
     device = device or ('cuda' if gpu_only else get_device())
-    prec = precision_name(precision, device)
+    prec = phase_precision(precision, 'train', device)
     world = world_size or int(os.environ.get('WORLD_SIZE', 1))
     local = local_processes or int(os.environ.get('LOCAL_WORLD_SIZE', world))
     est = estimate_memory(load_config(model, model_config), method=method, trainer=trainer, precision=prec, batch_size=batch_size,

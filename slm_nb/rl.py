@@ -20,8 +20,9 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
 
 from .core import (Config, ConfigError, GpuRequiredError, SlmNbError, env_info, get_device, measure, model_stats, new_run_dir,
-                         precision_name, seed_everything, torch_dtype, write_metrics)
+                         seed_everything, write_metrics)
 from .models import check_adapter, load_tokenizer, record_base, resolve_model
+from .precision import phase_dtype, phase_precision
 from .data import DataError
 from .chat import boxed_contents
 from .scoring import _ANSWER_LINE, _NUMBER, _as_number, _clean_answer, _normalize, check_equivalence, reference_answer
@@ -165,7 +166,7 @@ def check_rl_hardware(cfg:RLConfig):
 
 def load_policy(cfg:RLConfig, model_path:Path):
     "The model to train and a fresh LoRA config, or the SFT adapter `cfg.adapter` loaded trainable (and no new config)."
-    dt = torch_dtype(cfg.precision, get_device())
+    dt = phase_dtype(cfg.precision, 'train', get_device())
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dt, use_safetensors=True)
     if cfg.adapter is None:
         return model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.target_modules, task_type='CAUSAL_LM', bias='none')
@@ -176,7 +177,7 @@ def load_policy(cfg:RLConfig, model_path:Path):
 def grpo_args(cfg:RLConfig, out_dir:Path) -> GRPOConfig:
     "TRL's `GRPOConfig` for `cfg`: one generation batch per optimizer step, sampled with transformers (or vLLM on a GPU)."
     device = get_device()
-    dt = torch_dtype(cfg.precision, device)
+    dt = phase_dtype(cfg.precision, 'train', device)
     vllm = dict(use_vllm=True, vllm_mode='colocate', vllm_gpu_memory_utilization=0.3) if cfg.use_vllm else {}
     return GRPOConfig(
         output_dir=str(out_dir), seed=cfg.seed, data_seed=cfg.seed, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
@@ -224,7 +225,7 @@ def _series(history:list[dict], key:str) -> list:
 def _rl_metrics(cfg:RLConfig, trainer, m, rec:_History) -> dict:
     "Speed (steps/s; GRPO: sampling vs training seconds), memory, the logged curves and what was trained."
     n, s = len(rec.step_times), sum(rec.step_times)
-    out = dict(method=cfg.method, precision=precision_name(cfg.precision), device=get_device(), steps=n, train_wall_s=m.wall_s,
+    out = dict(method=cfg.method, precision=phase_precision(cfg.precision, 'train'), device=get_device(), steps=n, train_wall_s=m.wall_s,
                steps_per_s=n / s if s else None, s_per_step=(sorted(rec.step_times)[n // 2] if n else None),
                peak_rss_mb=m.peak_rss_mb, cuda_peak_allocated_mb=m.cuda_peak_allocated_mb, history=rec.history,
                trainable_checksum=float(sum(p.detach().double().sum() for p in trainer.model.parameters() if p.requires_grad)))
@@ -339,7 +340,7 @@ def self_pairs(engine, # An engine (e.g. HFEngine on the SFT adapter) that sampl
 def dpo_args(cfg:RLConfig, out_dir:Path) -> DPOConfig:
     "TRL's `DPOConfig` for `cfg` (sigmoid loss, reference = the start model)."
     device = get_device()
-    dt = torch_dtype(cfg.precision, device)
+    dt = phase_dtype(cfg.precision, 'train', device)
     return DPOConfig(
         output_dir=str(out_dir), seed=cfg.seed, data_seed=cfg.seed, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
         lr_scheduler_type='constant', per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,

@@ -22,8 +22,9 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from trl import SFTConfig, SFTTrainer
 
 from .core import (Config, ConfigError, GpuRequiredError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
-                         precision_name, did_you_mean, new_run_dir, require_gpu, seed_everything, torch_dtype, write_metrics)
+                         did_you_mean, new_run_dir, require_gpu, seed_everything, write_metrics)
 from .models import load_tokenizer, record_base, resolve_model
+from .precision import DECODE_ROWS, phase_dtype, phase_precision
 from .data import DataError, load_records
 from .tasks import TASKS, make_task
 from .sft import tokenize_sft
@@ -301,7 +302,7 @@ def plot_loss(history:list[dict], path, title:str='training loss'):
 # %% ../nbs/05b_trainers.ipynb #67334001
 def _load_for_training(cfg:TrainConfig, model_path:Path):
     "The model to train and, for (Q)LoRA through TRL, the PEFT config that wraps it."
-    dt = torch_dtype(cfg.precision, get_device())
+    dt = phase_dtype(cfg.precision, 'train', get_device())
     if cfg.trainer == 'unsloth':
         from unsloth import FastLanguageModel  # GPU only, imported after check_hardware
         model, tok = FastLanguageModel.from_pretrained(str(model_path), max_seq_length=cfg.max_length, dtype=dt,
@@ -332,7 +333,7 @@ def _fsdp_args(cfg:TrainConfig) -> dict:
 def _sft_args(cfg:TrainConfig, ckpt_dir:Path, has_eval:bool) -> SFTConfig:
     "TRL's `SFTConfig` for `cfg`."
     device = get_device()
-    dt = torch_dtype(cfg.precision, device)
+    dt = phase_dtype(cfg.precision, 'train', device)
     return SFTConfig(
         output_dir=str(ckpt_dir), seed=cfg.seed, data_seed=cfg.seed,
         max_steps=cfg.max_steps if cfg.max_steps is not None else -1, num_train_epochs=cfg.epochs,
@@ -393,7 +394,7 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
-        method=cfg.method, trainer=cfg.trainer, precision=precision_name(cfg.precision), attention=getattr(trainer.model.config, '_attn_implementation', None),
+        method=cfg.method, trainer=cfg.trainer, precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
@@ -430,7 +431,7 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     trainer.slm_config = load_config(str(model_path))
     rows = ex_train['input_ids'] if 'input_ids' in ex_train.column_names else []
     per_batch = cfg.batch_size * (sum(map(len, rows)) / len(rows) if len(rows) else cfg.max_length)
-    trainer.slm_peak = matmul_peak(training_shapes(trainer.slm_config, per_batch), precision_name(cfg.precision), str(trainer.args.device))
+    trainer.slm_peak = matmul_peak(training_shapes(trainer.slm_config, per_batch), phase_precision(cfg.precision, 'train'), str(trainer.args.device))
     def speed(seconds):
         n = trainer.tokens_fed
         if n is None or not seconds: return ''
@@ -486,6 +487,7 @@ class LiveEngine(HFEngine):
         self.model, self.tokenizer, self.adapter, self.n_packed = model, tokenizer, None, 0
         p = next(model.parameters())
         self.device, self.dtype = str(p.device), p.dtype
+        self.models, self.decode_dtypes, self.precision_note = {p.dtype: model}, {r: p.dtype for r in DECODE_ROWS}, None  # one copy: the trained one
         self.context = getattr(model.config, 'max_position_embeddings', None) or 10**9
         self.set_eos_ids(model.generation_config.eos_token_id)
 
@@ -495,7 +497,7 @@ class LiveEngine(HFEngine):
         try: return HFEngine.generate(self, prompts, gen_cfg)
         finally: self.tokenizer.padding_side = side
 
-    def close(self): self.model = None  # the model belongs to the trainer: only the reference is dropped
+    def close(self): self.model, self.models = None, {}  # the model belongs to the trainer: only the references are dropped
 
 # %% ../nbs/05b_trainers.ipynb #109c1b89
 class EvalDuringTraining(TrainerCallback):
