@@ -105,10 +105,16 @@ def headline_md(runs: dict) -> str:
                         f"{h['gain_points']} points, 95% CI {h['gain_ci_points']} covering {h['ci_covers']}; per seed "
                         + ', '.join(f"{k}: {v:g}" for k, v in h['gain_per_seed'].items()) + '.')
         g = (f"Seed {seeds[0]}: training" if len(seeds) > 1 else f"Gain {h['gain_points']} points (paired 95% CI {h['gain_ci_points']}); training")
+        def eval_prec(h):
+            p = h.get('eval_precision')
+            if not p: return ''
+            dec = set(p['decode'].values())
+            dec = dec.pop() if len(dec) == 1 else ', '.join(f"{v} for batches of about {k}" for k, v in p['decode'].items())
+            return f" (prompts read in {p['prefill']}, decoded in {dec})"
         mfu = (f", MFU {100 * h['train_mfu']:.0f}% of the {h['train_matmul_peak_gflops']:g} GFLOP/s matmul peak measured in the run "
                f"({h['train_gflops_per_token']} GFLOP per trained token)" if h.get('train_mfu') is not None else '')
         rows.append(f"\n{g} {h['train_tokens_per_s']} "
-                    f"tokens/s ({h['train_wall_s']} s{mfu}); evaluation {h['eval_generated_tokens_per_s']} generated tokens/s; "
+                    f"tokens/s ({h['train_wall_s']} s{mfu}, {h.get('train_precision', '?')}); evaluation {h['eval_generated_tokens_per_s']} generated tokens/s{eval_prec(h)}; "
                     f"the tuned model stops by itself on {100 * h['tuned_stop_rate']:.0f}% of prompts.")
     if 'engine_bench' in runs:
         em = json.loads((runs['engine_bench'] / 'metrics.json').read_text())
