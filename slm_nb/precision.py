@@ -184,7 +184,9 @@ def phase_precision(precision:str='auto', # auto, fp32, bf16 or fp16
     "The precision `phase` runs in, by short name: as given, or for `auto` on a CPU the probe's choice (elsewhere `torch_dtype`'s rule)."
     if phase not in PHASES: raise ConfigError(f"phase {phase!r}: expected one of {', '.join(PHASES)}.")
     device = device or get_device()
-    if precision != 'auto' or device != 'cpu' or os.environ.get('SLM_NB_PRECISION_PROBE', '1').strip().lower() in ('0', 'off', 'false', 'no'):
+    off = os.environ.get('SLM_NB_PRECISION_PROBE', '1').strip().lower() in ('0', 'off', 'false', 'no')
+    ranks = int(os.environ.get('WORLD_SIZE', '1') or 1) > 1  # processes of one run must agree without talking: no probe
+    if precision != 'auto' or device != 'cpu' or off or ranks:
         return {'bfloat16': 'bf16', 'float16': 'fp16'}.get(str(torch_dtype(precision, device)).removeprefix('torch.'), 'fp32')
     got = precision_probe()[phase]
     return got[str(decode_bucket(rows))] if phase == 'decode' else got
