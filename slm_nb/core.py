@@ -233,7 +233,7 @@ def bf16_supported(device:str|None=None) -> bool:
 
 # %% ../nbs/00_core.ipynb #25c3abd8
 def torch_dtype(precision:str='auto', device:str|None=None):
-    "The torch dtype for `precision` (`auto|fp32|bf16|fp16`): `auto` is bf16 where the hardware runs it fast, else fp32."
+    "The torch dtype for `precision` (`auto|fp32|bf16|fp16`): `auto` is bf16 where the hardware has native bf16, else fp32 (the CPU-flag rule; `slm_nb.precision` measures per phase)."
     import torch  # lazy: the CLI imports core
     table = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16,
                  float32=torch.float32, bfloat16=torch.bfloat16, float16=torch.float16)

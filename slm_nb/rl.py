@@ -129,7 +129,7 @@ class RLConfig(Config):
     rewards: list[str] = field(default_factory=lambda: ['answer', 'format'])  # GRPO rewards, keys of `REWARDS`
     reward_weights: list[float]|None = None  # Their weights (None: all 1)
     max_length: int = 256  # DPO: longest prompt+completion in tokens
-    precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 where the hardware runs it fast
+    precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 on a GPU that has it; on a CPU the faster of fp32 and bf16 by a cached probe
     use_vllm: bool = False  # GRPO sampling through vLLM (GPU, colocate mode; unverified here)
     seed: int = 0  # Seed for LoRA init, data order and sampling
     logging_steps: int = 1  # Log every N steps

@@ -85,7 +85,7 @@ class TrainConfig(Config):
     padding_free: bool = True  # Concatenate a batch without padding (position ids keep examples apart)
     segment_attention: bool = True  # Padding-free batches: attention per example (`segment_sdpa`), not one masked attention over the row
     completion_logits_only: bool = True  # Compute the LM head only where the loss needs it (completion positions)
-    precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 where the hardware runs it fast
+    precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 on a GPU that has it; on a CPU the faster of fp32 and bf16 by a cached probe
     gradient_checkpointing: bool = False  # Trade compute for memory
     fsdp: bool = False  # Shard weights, gradients and optimizer state over the processes (FSDP2 via accelerate; torchrun, 2+ processes)
     qat: Literal['w4a16', 'gguf-q4_0', 'gguf-q8_0']|None = None  # Quantization-aware training for this deployment format (slm_nb.qat; None: off)
