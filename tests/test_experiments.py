@@ -43,6 +43,8 @@ def test_lora_sft_small(tmp_path, check_ok):
               'base_ref_nll', 'tuned_ref_nll', 'nll_change', 'nll_change_ci', 'train_mfu', 'train_matmul_peak_gflops'):
         assert k in m['headline'], k
     assert m['headline']['train_mfu'] > 0 and m['train']['matmul_peak_precision'] == m['train']['precision']  # utilization, against a peak at the run's precision
+    ep = m['headline']['eval_precision']  # what the evaluation engine read prompts and decoded in (auto: per phase)
+    assert ep['prefill'] in ('fp32', 'bf16') and set(ep['decode']) == {'1', '4', '16'} and m['tuned']['precision'] == ep, ep
     # the tuned model finds the held-out references more likely than its base (a large effect even after 12 steps)
     assert m['headline']['nll_change_ci'][1] < 0, m['headline']
     # and it answers more held-out questions exactly than its base: the paired 95% CI of the gain excludes 0
