@@ -113,7 +113,9 @@ def main():
     res['ratios'] = ratios
     res['env'] = env_info()
     Path(a.out).write_text(json.dumps(res, indent=1))  # the record first: a printing error must not lose the measurements
-    print(f"CPU: {cpu_model()} ({', '.join(cpu_speed_flags())}), {res['env']['torch_threads']} torch threads")
+    limits = ', '.join(f"{k}={v}" for k, v in (res['env'].get('cpu_isa_limits') or {}).items())
+    print(f"CPU: {cpu_model()} ({', '.join(cpu_speed_flags())}), {res['env']['torch_threads']} torch threads"
+          + (f", restricted by {limits}" if limits else ''))
     print('\n| run | precision | tokens/s | GFLOP/token | matmul peak GFLOP/s | MFU | s/step | peak RSS MiB | final train loss | held-out NLL | held-out EM |\n|---|---|---|---|---|---|---|---|---|---|---|')
     for k, v in [(k, v) for k, v in res.items() if k not in ('ratios', 'env')]:
         print(f"| {k} | {v['precision']} | {v['tokens_per_s']:.0f} | {v['gflops_per_token']:.3f} | {v['peak_gflops']:.0f} | {100 * v['mfu']:.0f}% | {v['s_per_step']:.2f} | {v['peak_rss_mb']:.0f} | {v['final_loss']:.3f} | {v['heldout_nll']:.3f} | "

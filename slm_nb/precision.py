@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from .core import ConfigError, atomic_write_json, cache_dir, cpu_model, cpu_speed_flags, get_device, torch_dtype
+from .core import ISA_LIMIT_VARS, ConfigError, atomic_write_json, cache_dir, cpu_model, cpu_speed_flags, get_device, torch_dtype
 
 # %% auto #0
 __all__ = ['PHASES', 'DECODE_ROWS', 'DTYPES', 'packing_works', 'pack_linear_weights', 'output_cache', 'cache_kwarg',
@@ -151,7 +151,7 @@ def decode_bucket(rows:int) -> int:
 # %% ../nbs/01c_precision.ipynb #92facf4e
 def probe_key() -> str:
     "What the probe's result depends on: CPU model and speed flags, torch version, threads, instruction-set limits in the environment."
-    isa = [f"{k}={os.environ[k]}" for k in ('ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'ATEN_CPU_CAPABILITY', 'MKL_ENABLE_INSTRUCTIONS') if os.environ.get(k)]
+    isa = [f"{k}={os.environ[k]}" for k in ISA_LIMIT_VARS if os.environ.get(k)]
     return ' | '.join([cpu_model(), ','.join(cpu_speed_flags()), f"torch {torch.__version__}", f"{torch.get_num_threads()} threads", *isa])
 
 def _probe_path() -> Path: return cache_dir()/'precision_probe.json'
