@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The layer order, bottom first. `testing` (test doubles) sits above what it needs and below what it tests; no library
 # module may import it.
-ORDER = ['core', 'tracking', 'models', 'chat', 'data', 'tasks', 'sft', 'scoring', 'testing', 'engines', 'engines_vllm', 'engines_llamacpp', 'evaluation', 'general', 'qat', 'plan', 'utilization', 'trainers', 'rl', 'compress', 'export', 'serve',
+ORDER = ['core', 'tracking', 'models', 'chat', 'precision', 'data', 'tasks', 'sft', 'scoring', 'testing', 'engines', 'engines_vllm', 'engines_llamacpp', 'evaluation', 'general', 'qat', 'plan', 'utilization', 'trainers', 'rl', 'compress', 'export', 'serve',
          'judge', 'judge_calls', 'judge_runs', 'judge_report', 'cli', 'docs']
 RANK = {m: i for i, m in enumerate(ORDER)}
 MAX_CELL_LINES, MAX_FUNCTION_LINES = 60, 40
