@@ -132,7 +132,7 @@ test-sync: env
 
 ## Fast notebook suite (CPU flags only); slow/gpu cells are opt-in: `make test-slow`.
 test-nbs: env env-llamacpp
-	@start=$$(date +%s); OMP_NUM_THREADS=1 $(VENV)/bin/nbdev-test --n-workers 2 --timing && \
+	@start=$$(date +%s); OMP_NUM_THREADS=1 $(VPY) scripts/test_nbs.py --n-workers 2 --timing && \
 	echo "notebook suite: $$(( $$(date +%s) - start )) s"
 
 test-slow: env env-llamacpp

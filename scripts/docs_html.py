@@ -2,7 +2,8 @@
 """Build the documentation here, without Quarto: `make docs`.
 
 1. nbdev's own processing (`nbdev-proc-nbs`, the first step of `nbdev-docs` on GitHub) into `_proc/`: every fast cell
-   of the API notebooks runs (slm_nb.docs.exec_fast_cells), show_doc renders, hidden cells go.
+   of the API notebooks runs (slm_nb.docs.exec_fast_cells), or its outputs come from the notebook tests' run of the
+   same cells and code (`scripts/test_nbs.py` keeps them in build/executed/), show_doc renders, hidden cells go.
 2. Each page of the site's sidebar (`nbs/sidebar.yml`) is rendered to HTML with nbconvert under `build/docs/`, with
    the page names Quarto gives them (`00_core.ipynb` -> `core.html`), Quarto's cell options honoured (`echo`,
    `output`, `include`), links to notebooks, to Markdown pages and to the docs site turned into links between the
@@ -33,9 +34,14 @@ def process(n_workers: int = 2) -> Path:
     "nbdev-proc-nbs, with its Quarto installer replaced by a message."
     import nbdev.quarto
     nbdev.quarto._ensure_quarto = lambda: print('docs: Quarto is not used here; pages are rendered with nbconvert')
+    from slm_nb.docs import executed_outputs
+    nbs = sorted((root / 'nbs').rglob('*.ipynb'))
+    kept = sum(executed_outputs(f) is not None for f in nbs)
+    print(f"docs: {kept} of {len(nbs)} notebooks ran in this checkout's notebook tests with the same cells and code: their "
+          "outputs are shown, only exports and show_doc run again; the others run every fast cell here")
     t = time.time()
     cache = nbdev.quarto._pre_docs(n_workers=n_workers)[0]
-    print(f'docs: nbdev processed the notebooks (fast cells executed) in {time.time() - t:.0f} s')
+    print(f'docs: nbdev processed the notebooks in {time.time() - t:.0f} s')
     return Path(cache)
 
 

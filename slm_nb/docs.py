@@ -6,10 +6,11 @@ Docs: https://slm-nb.github.io/slm_nb/docs.html.md"""
 
 # %% ../nbs/09_docs.ipynb #fb16db86
 from __future__ import annotations
-import os
+import hashlib
 from pathlib import Path
 
 from fastcore.basics import str2bool
+from fastcore.nbio import read_nb, write_nb
 from fastcore.xtras import working_directory
 from nbdev.config import get_config
 from nbdev.frontmatter import nb_frontmatter
@@ -17,7 +18,53 @@ from nbdev.processors import exec_show_docs
 from nbdev.test import _skip_cell
 
 # %% auto #0
-__all__ = ['docs_skip', 'exec_fast_cells', 'docs_proc_config']
+__all__ = ['KERNEL_DIRECTIVES', 'executed_dir', 'run_key', 'save_executed', 'executed_outputs', 'needs_kernel', 'docs_skip',
+           'exec_fast_cells', 'docs_proc_config']
+
+# %% ../nbs/09_docs.ipynb #ee085104
+KERNEL_DIRECTIVES = {'export', 'exports', 'exporti', 'exec_doc'}  # cells the docs always run: they define what `show_doc` shows
+
+def executed_dir() -> Path:
+    "Where the notebook tests keep each notebook as it ran: `build/executed/`, laid out as `nbs/` is."
+    return Path(get_config().config_path) / 'build' / 'executed'
+
+def run_key(fn) -> str:
+    "Fingerprint of what a notebook's outputs come from here: its cells, the package's code and the dependency pins."
+    cfg, h = get_config(), hashlib.sha256()
+    for c in read_nb(fn).cells: h.update(f"{c.cell_type}\0{c.get('id')}\0{c.source}\0".encode())
+    deps = [cfg.config_file, *sorted(Path(cfg.lib_path).rglob('*.py')), *sorted((cfg.config_path / 'requirements').glob('*.txt'))]
+    for f in deps: h.update(f.read_bytes())
+    return h.hexdigest()
+
+def _executed_path(fn, nbs=None, executed=None) -> Path|None:
+    "Where the tests' run of `fn` is kept; None for a notebook outside the notebooks' folder."
+    fn, nbs = Path(fn).absolute(), Path(nbs or get_config().nbs_path).absolute()
+    return Path(executed or executed_dir()) / fn.relative_to(nbs) if fn.is_relative_to(nbs) else None
+
+# %% ../nbs/09_docs.ipynb #874c1fcc
+def save_executed(nb, # A notebook as it ran, outputs and all
+                  fn, # Its source file
+                  nbs=None, executed=None, # As in `exec_fast_cells`
+                 ) -> Path|None:
+    "Keep a passing notebook's run under `executed_dir()`, stamped with the `run_key` it ran under."
+    out = _executed_path(fn, nbs, executed)
+    if out is None: return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nb.metadata['slm_nb_run_key'] = run_key(fn)
+    write_nb(nb, out)
+    return out
+
+def executed_outputs(fn, nbs=None, executed=None) -> dict|None:
+    "Outputs by cell id of the tests' run of `fn`; None when there is none for its current cells and this code."
+    p = _executed_path(fn, nbs, executed)
+    if p is None or not p.exists() or not Path(fn).exists(): return None
+    nb = read_nb(p)
+    if nb.metadata.get('slm_nb_run_key') != run_key(fn): return None
+    return {c.id: c.get('outputs', []) for c in nb.cells if c.cell_type == 'code' and c.get('id')}
+
+def needs_kernel(cell) -> bool:
+    "A cell the docs run even when the tests' outputs are at hand: an export (what `show_doc` documents) or a `show_doc` call."
+    return bool(cell.directives_.keys() & KERNEL_DIRECTIVES) or 'show_doc' in cell.source
 
 # %% ../nbs/09_docs.ipynb #45e4e31c
 def docs_skip(nb) -> callable:
@@ -25,15 +72,21 @@ def docs_skip(nb) -> callable:
     return _skip_cell(nb, skip_flags=get_config().tst_flags.split())
 
 class exec_fast_cells(exec_show_docs):
-    "Run every cell `nbdev-test` runs (in the notebook's folder), not only those `show_doc` needs; stop at the first error."
+    "Run every cell `nbdev-test` runs (in the notebook's folder), or show the tests' outputs of it; stop at the first error."
+    nbs = executed = None  # the notebooks' folder and where the tests keep their runs (None: the project's, `executed_dir`)
+
     def begin(self):
         super().begin()
         self.skip = docs_skip(self.nb)
-        self.folder = Path(getattr(self.nb, 'path_', '') or '.').parent.absolute()
+        path = getattr(self.nb, 'path_', '') or ''
+        self.folder = Path(path or '.').parent.absolute()
+        self.saved = executed_outputs(path, self.nbs, self.executed) if path else None
 
     def __call__(self, cell):
         if not hasattr(self, 'k') or str2bool(nb_frontmatter(self.nb).get('skip_showdoc', False)): return
         if self.skip(cell): return
+        if self.saved is not None and cell.get('id') in self.saved and not needs_kernel(cell):
+            cell.outputs = self.saved[cell.id]; return
         with working_directory(self.folder): self.k.cell(cell)
         if (e := self.k.exc):
             title = nb_frontmatter(self.nb).get('title', '') or getattr(self.nb, 'path_', '')

@@ -97,3 +97,21 @@ def test_an_empty_selection_fails(tmp_path):
     r, summary = _pytest(_tiny_project(tmp_path), '-k', 'no_such_test')
     assert r.returncode == 5, (r.returncode, r.stdout[-2000:])
     assert 'pytest: no tests ran.' in summary
+
+
+def test_notebook_tests_keep_their_runs_for_the_docs(check_ok):
+    "scripts/test_nbs.py is nbdev-test that also keeps each passing notebook's run (outputs, stamped) for the docs, never in nbs/."
+    root = Path(__file__).resolve().parent.parent
+    names = ['03_scoring.ipynb', '03b_testing.ipynb']
+    before = {n: (root / 'nbs' / n).read_bytes() for n in names}
+    for n in names: (root / 'build' / 'executed' / n).unlink(missing_ok=True)
+    r = subprocess.run([PY, str(root / 'scripts' / 'test_nbs.py'), '--n-workers', '2', '--file-re', r'^03b?_(scoring|testing)\.ipynb$'],
+                       capture_output=True, text=True, cwd=root, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    check_ok(r)
+    from slm_nb.docs import executed_outputs, run_key
+    for n in names:
+        assert (root / 'nbs' / n).read_bytes() == before[n], f'{n} was written to'  # the source stays clean
+        kept = json.loads((root / 'build' / 'executed' / n).read_text())
+        assert kept['metadata']['slm_nb_run_key'] == run_key(root / 'nbs' / n)
+        outs = executed_outputs(root / 'nbs' / n)
+        assert outs and any(outs.values()), n  # cells ran and their outputs were kept
