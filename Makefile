@@ -39,7 +39,7 @@ NCPU := $(shell $(PYTHON) -c "import os; print(os.cpu_count())")
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench-llamacpp bench-precision browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -167,6 +167,10 @@ bench: env
 ## Precision per phase: fp32, bf16, auto (the probe's choice) and a split, side by side, EM with paired CIs
 bench-precision: env
 	$(VPY) scripts/bench_precision.py --out bench_precision.json
+
+## The forgetting check's scorer: lm-eval HFLM's own loop vs each context once (250 HellaSwag items, fp32 and auto)
+bench-forgetting: env
+	$(VPY) scripts/bench_forgetting.py --out bench_forgetting.json
 
 ## One prompt at a time: transformers vs llama.cpp (shipped and exported GGUF files), side by side, ratios printed
 bench-llamacpp: env env-llamacpp

@@ -18,12 +18,14 @@ from .precision import phase_precision
 from .scoring import bootstrap_ci
 
 # %% auto #0
-__all__ = ['HELLASWAG', 'TASK', 'NOT_COMPARABLE', 'hellaswag_path', 'read_hellaswag', 'sample_items', 'hellaswag_task',
-           'lm_eval_hellaswag', 'loglik_hellaswag', 'hellaswag_cache_file', 'hellaswag_score', 'forgetting_check']
+__all__ = ['HELLASWAG', 'TASK', 'SCORER', 'NOT_COMPARABLE', 'hellaswag_path', 'read_hellaswag', 'sample_items', 'hellaswag_task',
+           'shared_context_logliks', 'lm_eval_hellaswag', 'loglik_hellaswag', 'hellaswag_cache_file', 'hellaswag_score',
+           'forgetting_check']
 
 # %% ../nbs/04e_general.ipynb #e5d5d841
 HELLASWAG = 'hellaswag/hellaswag_val_full.txt.bz2'  # inside the package's sample data (nbs/data in a checkout)
 TASK = 'slm_nb_hellaswag'  # the custom lm-eval task's name
+SCORER = 'hflm-shared-contexts-1'  # how the log-likelihoods were computed (`shared_context_logliks`): in results and the cache key
 NOT_COMPARABLE = ("HellaSwag acc_norm on a local text copy of the validation split through a custom lm-eval task: comparable "
                   "between a base and its tuned model on the same items, not with published HellaSwag figures (different preprocessing).")
 
@@ -76,33 +78,94 @@ def hellaswag_task(items:list[dict]): # Items from `read_hellaswag`
                                         validation_split='validation', doc_to_text='{{query}}', doc_to_target='{{gold}}',
                                         doc_to_choice='choices', target_delimiter=' ', metric_list=metrics, metadata=dict(version=1.0)))
 
+# %% ../nbs/04e_general.ipynb #117baee5
+def _context_batches(groups:dict, rows:int):
+    "Contexts, longest first (little padding), in batches of at most `rows` continuations (a context's all in one)."
+    batch, n = [], 0
+    for ctx in sorted(groups, key=len, reverse=True):
+        if batch and n + len(groups[ctx]) > rows: yield batch; batch, n = [], 0
+        batch.append(ctx); n += len(groups[ctx])
+    if batch: yield batch
+
+def _left_padded(seqs:list, device) -> tuple:
+    "Token lists as a left-padded batch: ids, attention mask and the positions of the real tokens."
+    width = max(map(len, seqs))
+    ids, mask = torch.zeros(len(seqs), width, dtype=torch.long), torch.zeros(len(seqs), width, dtype=torch.long)
+    for r, s in enumerate(seqs): ids[r, width - len(s):], mask[r, width - len(s):] = torch.tensor(s), 1
+    return ids.to(device), mask.to(device), (mask.cumsum(-1) - 1).clamp(min=0).to(device)
+
+# %% ../nbs/04e_general.ipynb #f306700f
+def _score_contexts(model, ctxs:list, conts:list) -> list:
+    "(log p, greedy) of each `(context index, continuation)` in `conts`, every context run once."
+    dev = model.device
+    ids, mask, pos = _left_padded(ctxs, dev)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    first = out.logits[:, -1].float().log_softmax(-1)  # each context's prediction of its endings' first token
+    rows, width = torch.tensor([g for g, _ in conts], device=dev), max(len(t) for _, t in conts) - 1
+    if width:  # the endings' later tokens, after a copy of their context's cache each
+        out.past_key_values.batch_select_indices(rows)
+        cids, cmask = torch.zeros(len(conts), width, dtype=torch.long), torch.zeros(len(conts), width, dtype=torch.long)
+        for r, (_, t) in enumerate(conts): cids[r, :len(t) - 1], cmask[r, :len(t) - 1] = torch.tensor(t[:-1]), 1
+        cpos = mask.sum(-1)[rows, None] + torch.arange(width, device=dev)
+        rest = model(input_ids=cids.to(dev), attention_mask=torch.cat([mask[rows], cmask.to(dev)], 1), position_ids=cpos,
+                     past_key_values=out.past_key_values).logits.float().log_softmax(-1)
+    res = []
+    for r, (g, t) in enumerate(conts):
+        lp = torch.cat([first[g:g + 1], rest[r, :len(t) - 1]]) if len(t) > 1 else first[g:g + 1]
+        tok = torch.tensor(t, device=dev)
+        res.append((float(lp.gather(-1, tok[:, None]).sum()), bool((lp.argmax(-1) == tok).all())))
+    return res
+
+@torch.no_grad()
+def shared_context_logliks(model, # A loaded causal LM (transformers)
+                           requests:list, # lm-eval's `((context, continuation), context tokens, continuation tokens)`
+                           batch_rows:int=16, # Continuations per forward pass
+                          ) -> list[tuple[float, bool]]:
+    "Each request's (sum of log p(continuation | context), greedy?), as lm-eval's `HFLM` gives them, each context run once."
+    groups = {}
+    for i, (_, ctx, cont) in enumerate(requests): groups.setdefault(tuple(ctx), []).append(i)
+    out = [None] * len(requests)
+    for batch in _context_batches(groups, batch_rows):
+        idx = [i for g, ctx in enumerate(batch) for i in groups[ctx]]
+        conts = [(g, requests[i][2]) for g, ctx in enumerate(batch) for i in groups[ctx]]
+        for i, r in zip(idx, _score_contexts(model, [list(c) for c in batch], conts)): out[i] = r
+    return out
+
 # %% ../nbs/04e_general.ipynb #d49ecc48
-def _local_hflm(model, tokenizer, batch_size:int):
-    "lm-eval's HFLM around a loaded model, without the Hub lookup its results record makes."
+def _local_hflm(model, tokenizer, batch_size:int, share_contexts:bool=True):
+    "lm-eval's HFLM around a loaded model, without the Hub lookup its results record makes, each context run once."
     from lm_eval.models.huggingface import HFLM
     class LocalHFLM(HFLM):
         def get_model_info(self) -> dict:
             return dict(model_num_parameters=sum(p.numel() for p in self._model.parameters()), model_dtype=str(self._model.dtype))
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
+            if not share_contexts or any(len(c) + len(k) > self.max_length + 1 for _, c, k in requests):
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            res = shared_context_logliks(self._model, requests, batch_size)
+            for (strings, _, _), r in zip(requests, res): self.cache_hook.add_partial('loglikelihood', strings, r)
+            return res
     return LocalHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 def lm_eval_hellaswag(model, # A loaded causal LM (transformers)
                       tokenizer, # Its tokenizer
                       items:list[dict], # Items from `read_hellaswag`
                       batch_size:int=16, # Requests per forward pass
+                      share_contexts:bool=True, # Each context once (`shared_context_logliks`); False: HFLM's own loop
                      ) -> dict:
     "acc and acc_norm of `model` on `items` through `lm_eval.simple_evaluate`, with each item's result (`items`) and the time."
     require_extra('lm_eval', 'general', 'The forgetting check (HellaSwag through lm-evaluation-harness)')
     import lm_eval
     from lm_eval.tasks import TaskManager
     t0 = time.perf_counter()
-    out = lm_eval.simple_evaluate(model=_local_hflm(model, tokenizer, batch_size), tasks=[hellaswag_task(items)], bootstrap_iters=0,
+    out = lm_eval.simple_evaluate(model=_local_hflm(model, tokenizer, batch_size, share_contexts), tasks=[hellaswag_task(items)],
                                   task_manager=TaskManager(include_defaults=False),  # indexing lm-eval's 14,000 task files costs ~20 s
-                                  log_samples=True, random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+                                  bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
     per = [dict(id=items[s['doc_id']]['id'], acc=float(s['acc']), acc_norm=float(s['acc_norm']))
            for s in sorted(out['samples'][TASK], key=lambda s: s['doc_id'])]
     res = out['results'][TASK]
     return dict(acc_norm=float(res['acc_norm,none']), acc=float(res['acc,none']), n=len(per), items=per,
-                wall_s=time.perf_counter() - t0, lm_eval_version=lm_eval.__version__)
+                wall_s=time.perf_counter() - t0, lm_eval_version=lm_eval.__version__, scorer=SCORER if share_contexts else 'HFLM')
 
 # %% ../nbs/04e_general.ipynb #87d6ec8b
 def _ending_logprob(logits_row, whole:list[int], n_ctx:int) -> float:
@@ -144,11 +207,11 @@ def _sha256(files, chunk:int=1 << 22) -> str:
 
 def hellaswag_cache_file(model_path, # A resolved model folder
                          n_items:int|None, seed:int, precision:str, data=None) -> Path:
-    "Where the base score of this model, item sample, precision, lm-eval version and data file is cached."
+    "Where the base score of this model, item sample, precision, lm-eval version, scorer and data file is cached."
     import lm_eval
     weights = _sha256(sorted(Path(model_path).glob('*.safetensors')))[:16]
     data_sha = _sha256([Path(data) if data is not None else hellaswag_path()])[:12]
-    key = f"{weights}-n{n_items or 'all'}-s{seed}-{precision}-lm_eval{lm_eval.__version__}-data{data_sha}"
+    key = f"{weights}-n{n_items or 'all'}-s{seed}-{precision}-lm_eval{lm_eval.__version__}-{SCORER}-data{data_sha}"
     return cache_dir()/'lm_eval'/'hellaswag'/f"{key}.json"
 
 # %% ../nbs/04e_general.ipynb #fa78895e

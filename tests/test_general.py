@@ -32,6 +32,24 @@ def test_lm_eval_agrees_with_own_scorer_on_embedded_model(no_download):
     assert theirs['acc_norm'] > 0.25, theirs['acc_norm']  # a real model beats chance (0.25) on these items, by a margin
 
 
+def test_each_context_once_gives_hflms_numbers_on_embedded_model(no_download):
+    "The forgetting check's log-likelihoods (each context run once) are lm-eval HFLM's own, request by request, on the real model in fp32."
+    import time
+    from slm_nb.general import _local_hflm, read_hellaswag, sample_items, shared_context_logliks
+    from slm_nb.models import load_model, load_tokenizer, resolve_model
+    path = resolve_model('smollm2-135m-instruct')
+    model, tok = load_model(path, 'fp32', 'cpu'), load_tokenizer(path)
+    stock = _local_hflm(model, tok, 16, share_contexts=False)
+    reqs = [((it['query'], ' ' + e), *stock._encode_pair(it['query'], ' ' + e)) for it in sample_items(read_hellaswag(), 8, seed=1) for e in it['choices']]
+    t0 = time.perf_counter(); want = stock._loglikelihood_tokens(reqs, disable_tqdm=True)
+    t1 = time.perf_counter(); got = shared_context_logliks(model, reqs, 16)
+    t2 = time.perf_counter()
+    assert [g for _, g in got] == [g for _, g in want]
+    gap = max(abs(a - b) for (a, _), (b, _) in zip(got, want))
+    assert gap < 1e-3, gap
+    print(f"{len(reqs)} requests: HFLM {t1 - t0:.1f} s, each context once {t2 - t1:.1f} s; largest difference {gap:.1e}")
+
+
 def test_missing_data_fails_clearly_without_download(no_download, tmp_path):
     from slm_nb.data import DataError
     from slm_nb.general import hellaswag_score
