@@ -399,7 +399,7 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
         train_flops_per_token=flops['per_token'], train_flops=flops['total'], matmul_peak_gflops=peak['gflops'], matmul_peak_shape=peak['shape'],
-        matmul_peak_precision=peak['precision'], matmul_peak_threads=peak['threads'], mfu=mfu(flops['total'], m.wall_s, peak['gflops'], procs),
+        matmul_peak_precision=peak['precision'], matmul_peak_threads=peak['threads'], matmul_peak_probe_s=peak.get('probe_s'), mfu=mfu(flops['total'], m.wall_s, peak['gflops'], procs),
         mfu_in_steps=mfu(flops['total'] / procs, sum(rec.step_times), peak['gflops']),
         peak_rss_mb=m.peak_rss_mb, cuda_peak_allocated_mb=m.cuda_peak_allocated_mb,
         final_loss=losses[-1]['loss'] if losses else None, train_loss_mean=float(result.training_loss),

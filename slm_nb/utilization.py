@@ -80,20 +80,23 @@ def matmul_peak(shapes:list, # (m, k, n) of the matmuls to time (`training_shape
     key = (tuple(map(tuple, shapes)), precision, str(device), torch.get_num_threads())
     if key in _PEAKS: return _PEAKS[key]
     sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)
-    per = {}
+    per, start = {}, time.perf_counter()
     for m, k, n in shapes:
         g = torch.Generator(device).manual_seed(0)  # its own generator: the probe must not move the run's random state
         a, b = (torch.randn(*sh, dtype=dt, device=device, generator=g) for sh in ((m, k), (k, n)))
-        for _ in range(2): a @ b
+        a @ b  # warm-up: the first call allocates and packs
         sync(); t0 = time.perf_counter(); a @ b; sync(); one = max(time.perf_counter() - t0, 1e-6)
-        reps, best = max(1, int(seconds / 3 / one)), float('inf')
-        for _ in range(3):
+        reps = int(seconds / 3 / one)
+        if reps: a @ b; best = float('inf')  # a cheap shape: a second warm-up call
+        else: best = one  # a call longer than a third of the budget (the LM head's) counts as a try, and gets one more
+        for _ in range(3 if reps else 1):
             sync(); t0 = time.perf_counter()
-            for _ in range(reps): a @ b
-            sync(); best = min(best, (time.perf_counter() - t0) / reps)
+            for _ in range(max(reps, 1)): a @ b
+            sync(); best = min(best, (time.perf_counter() - t0) / max(reps, 1))
         per[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
     top = max(per, key=per.get)
-    _PEAKS[key] = dict(gflops=per[top], shape=top, per_shape=per, precision=precision, device=str(device), threads=torch.get_num_threads())
+    _PEAKS[key] = dict(gflops=per[top], shape=top, per_shape=per, precision=precision, device=str(device), threads=torch.get_num_threads(),
+                       probe_s=round(time.perf_counter() - start, 2))
     return _PEAKS[key]
 
 # %% ../nbs/05ab_utilization.ipynb #b9c4f633
