@@ -80,12 +80,9 @@ def hellaswag_task(items:list[dict]): # Items from `read_hellaswag`
 
 # %% ../nbs/04e_general.ipynb #117baee5
 def _context_batches(groups:dict, rows:int):
-    "Contexts, longest first (little padding), in batches of at most `rows` continuations (a context's all in one)."
-    batch, n = [], 0
-    for ctx in sorted(groups, key=len, reverse=True):
-        if batch and n + len(groups[ctx]) > rows: yield batch; batch, n = [], 0
-        batch.append(ctx); n += len(groups[ctx])
-    if batch: yield batch
+    "Contexts, longest first (little padding), `rows` at a time."
+    ctxs = sorted(groups, key=len, reverse=True)
+    for b in range(0, len(ctxs), rows): yield ctxs[b:b + rows]
 
 def _left_padded(seqs:list, device) -> tuple:
     "Token lists as a left-padded batch: ids, attention mask and the positions of the real tokens."
@@ -95,31 +92,38 @@ def _left_padded(seqs:list, device) -> tuple:
     return ids.to(device), mask.to(device), (mask.cumsum(-1) - 1).clamp(min=0).to(device)
 
 # %% ../nbs/04e_general.ipynb #f306700f
-def _score_contexts(model, ctxs:list, conts:list) -> list:
-    "(log p, greedy) of each `(context index, continuation)` in `conts`, every context run once."
-    dev = model.device
-    ids, mask, pos = _left_padded(ctxs, dev)
+def _endings_rest(model, cache, mask, conts:list):
+    "Log-probs after each continuation's first token but its last, each row run after a copy of its context's KV cache."
+    from transformers import DynamicCache
+    dev, width = model.device, max(len(t) for _, t in conts) - 1
+    rows = torch.tensor([g for g, _ in conts], device=dev)
+    kv = DynamicCache([(l.keys[rows], l.values[rows]) for l in cache.layers])
+    ids, cmask = torch.zeros(len(conts), width, dtype=torch.long), torch.zeros(len(conts), width, dtype=torch.long)
+    for r, (_, t) in enumerate(conts): ids[r, :len(t) - 1], cmask[r, :len(t) - 1] = torch.tensor(t[:-1]), 1
+    pos = mask.sum(-1)[rows, None] + torch.arange(width, device=dev)
+    out = model(input_ids=ids.to(dev), attention_mask=torch.cat([mask[rows], cmask.to(dev)], 1), position_ids=pos, past_key_values=kv)
+    return out.logits.float().log_softmax(-1)
+
+def _score_contexts(model, ctxs:list, conts:list, rows:int) -> list:
+    "(log p, greedy) of each `(context index, continuation)` in `conts`, the contexts run once, the continuations by length."
+    ids, mask, pos = _left_padded(ctxs, model.device)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     first = out.logits[:, -1].float().log_softmax(-1)  # each context's prediction of its endings' first token
-    rows, width = torch.tensor([g for g, _ in conts], device=dev), max(len(t) for _, t in conts) - 1
-    if width:  # the endings' later tokens, after a copy of their context's cache each
-        out.past_key_values.batch_select_indices(rows)
-        cids, cmask = torch.zeros(len(conts), width, dtype=torch.long), torch.zeros(len(conts), width, dtype=torch.long)
-        for r, (_, t) in enumerate(conts): cids[r, :len(t) - 1], cmask[r, :len(t) - 1] = torch.tensor(t[:-1]), 1
-        cpos = mask.sum(-1)[rows, None] + torch.arange(width, device=dev)
-        rest = model(input_ids=cids.to(dev), attention_mask=torch.cat([mask[rows], cmask.to(dev)], 1), position_ids=cpos,
-                     past_key_values=out.past_key_values).logits.float().log_softmax(-1)
-    res = []
-    for r, (g, t) in enumerate(conts):
-        lp = torch.cat([first[g:g + 1], rest[r, :len(t) - 1]]) if len(t) > 1 else first[g:g + 1]
-        tok = torch.tensor(t, device=dev)
-        res.append((float(lp.gather(-1, tok[:, None]).sum()), bool((lp.argmax(-1) == tok).all())))
+    res, order = [None] * len(conts), sorted(range(len(conts)), key=lambda r: len(conts[r][1]))
+    for b in range(0, len(order), rows):  # endings of similar length together: little padding
+        chunk = order[b:b + rows]
+        rest = _endings_rest(model, out.past_key_values, mask, [conts[r] for r in chunk]) if len(conts[chunk[-1]][1]) > 1 else None
+        for j, r in enumerate(chunk):
+            g, t = conts[r]
+            lp = torch.cat([first[g:g + 1], rest[j, :len(t) - 1]]) if len(t) > 1 else first[g:g + 1]
+            tok = torch.tensor(t, device=model.device)
+            res[r] = (float(lp.gather(-1, tok[:, None]).sum()), bool((lp.argmax(-1) == tok).all()))
     return res
 
 @torch.no_grad()
 def shared_context_logliks(model, # A loaded causal LM (transformers)
                            requests:list, # lm-eval's `((context, continuation), context tokens, continuation tokens)`
-                           batch_rows:int=16, # Continuations per forward pass
+                           batch_rows:int=16, # Contexts, and continuations, per forward pass
                           ) -> list[tuple[float, bool]]:
     "Each request's (sum of log p(continuation | context), greedy?), as lm-eval's `HFLM` gives them, each context run once."
     groups = {}
@@ -128,7 +132,7 @@ def shared_context_logliks(model, # A loaded causal LM (transformers)
     for batch in _context_batches(groups, batch_rows):
         idx = [i for g, ctx in enumerate(batch) for i in groups[ctx]]
         conts = [(g, requests[i][2]) for g, ctx in enumerate(batch) for i in groups[ctx]]
-        for i, r in zip(idx, _score_contexts(model, [list(c) for c in batch], conts)): out[i] = r
+        for i, r in zip(idx, _score_contexts(model, [list(c) for c in batch], conts, batch_rows)): out[i] = r
     return out
 
 # %% ../nbs/04e_general.ipynb #d49ecc48
