@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/general.html.md"""
 
 # %% ../nbs/04e_general.ipynb #7e2f3bb6
 from __future__ import annotations
-import bz2, hashlib, json, random, re, time
+import bz2, hashlib, inspect, json, random, re, time, warnings
 from pathlib import Path
 
 import torch
@@ -107,7 +107,8 @@ def _endings_rest(model, cache, mask, conts:list):
 def _score_contexts(model, ctxs:list, conts:list, rows:int) -> list:
     "(log p, greedy) of each `(context index, continuation)` in `conts`, the contexts run once, the continuations by length."
     ids, mask, pos = _left_padded(ctxs, model.device)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    keep = dict(logits_to_keep=1) if 'logits_to_keep' in inspect.signature(model.forward).parameters else {}
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
     first = out.logits[:, -1].float().log_softmax(-1)  # each context's prediction of its endings' first token
     res, order = [None] * len(conts), sorted(range(len(conts)), key=lambda r: len(conts[r][1]))
     for b in range(0, len(order), rows):  # endings of similar length together: little padding
@@ -144,12 +145,19 @@ def _local_hflm(model, tokenizer, batch_size:int, share_contexts:bool=True):
             return dict(model_num_parameters=sum(p.numel() for p in self._model.parameters()), model_dtype=str(self._model.dtype))
 
         def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
-            if not share_contexts or any(len(c) + len(k) > self.max_length + 1 for _, c, k in requests):
+            if self.slm_scorer == 'HFLM' or any(len(c) + len(k) > self.max_length + 1 for _, c, k in requests):
+                self.slm_scorer = 'HFLM'
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
-            res = shared_context_logliks(self._model, requests, batch_size)
+            try: res = shared_context_logliks(self._model, requests, batch_size)
+            except (AttributeError, TypeError, NotImplementedError) as e:  # a model whose cache cannot be copied by rows
+                warnings.warn(f"each-context-once scoring does not work with this model ({type(e).__name__}: {e}); using lm-eval HFLM's own loop")
+                self.slm_scorer = 'HFLM'
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             for (strings, _, _), r in zip(requests, res): self.cache_hook.add_partial('loglikelihood', strings, r)
             return res
-    return LocalHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm = LocalHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm.slm_scorer = SCORER if share_contexts else 'HFLM'  # what computed the log-likelihoods (HFLM where sharing cannot apply)
+    return lm
 
 def lm_eval_hellaswag(model, # A loaded causal LM (transformers)
                       tokenizer, # Its tokenizer
@@ -162,14 +170,15 @@ def lm_eval_hellaswag(model, # A loaded causal LM (transformers)
     import lm_eval
     from lm_eval.tasks import TaskManager
     t0 = time.perf_counter()
-    out = lm_eval.simple_evaluate(model=_local_hflm(model, tokenizer, batch_size, share_contexts), tasks=[hellaswag_task(items)],
+    lm = _local_hflm(model, tokenizer, batch_size, share_contexts)
+    out = lm_eval.simple_evaluate(model=lm, tasks=[hellaswag_task(items)],
                                   task_manager=TaskManager(include_defaults=False),  # indexing lm-eval's 14,000 task files costs ~20 s
                                   bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
     per = [dict(id=items[s['doc_id']]['id'], acc=float(s['acc']), acc_norm=float(s['acc_norm']))
            for s in sorted(out['samples'][TASK], key=lambda s: s['doc_id'])]
     res = out['results'][TASK]
     return dict(acc_norm=float(res['acc_norm,none']), acc=float(res['acc,none']), n=len(per), items=per,
-                wall_s=time.perf_counter() - t0, lm_eval_version=lm_eval.__version__, scorer=SCORER if share_contexts else 'HFLM')
+                wall_s=time.perf_counter() - t0, lm_eval_version=lm_eval.__version__, scorer=lm.slm_scorer)
 
 # %% ../nbs/04e_general.ipynb #87d6ec8b
 def _ending_logprob(logits_row, whole:list[int], n_ctx:int) -> float:
