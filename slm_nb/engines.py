@@ -16,6 +16,7 @@ import torch
 from fastcore.basics import patch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, StoppingCriteriaList, TextIteratorStreamer
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 import psutil
 
@@ -25,8 +26,8 @@ from .models import check_adapter, load_tokenizer, resolve_model
 from .chat import prompt_add_special_tokens, render_prompt
 
 # %% auto #0
-__all__ = ['EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize', 'HFEngine', 'UnslothEngine',
-           'is_loopback', 'OpenAIHTTPError', 'OpenAIClient', 'OpenAIEngine']
+__all__ = ['EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize', 'HFEngine', 'GrowingLayer',
+           'growing_cache', 'UnslothEngine', 'is_loopback', 'OpenAIHTTPError', 'OpenAIClient', 'OpenAIEngine']
 
 # %% ../nbs/04_engines.ipynb #13064164
 class EngineError(SlmNbError, ValueError):
@@ -236,14 +237,50 @@ def _finish(self:HFEngine, gen_ids:list[int], gen:GenConfig) -> tuple[str, int, 
         if j >= 0: text, reason = text[:j], 'stop'
     return text, n, reason
 
+# %% ../nbs/04_engines.ipynb #e1f0a002
+class GrowingLayer(DynamicLayer):
+    "A `DynamicLayer` that writes each step into spare room, grown by half when full, instead of `torch.cat` of the whole cache."
+    def update(self, key_states:torch.Tensor, value_states:torch.Tensor, *args, **kwargs):
+        if not self.is_initialized: self.lazy_initialization(key_states, value_states)
+        n = self.get_seq_length()
+        end, room = n + key_states.shape[-2], getattr(self, '_room', None)
+        # new room when full, or when something else replaced the keys (a cast, a crop, a batch selection)
+        if room is None or self.keys is not self._shown or end > room[0].shape[-2]: room = self._regrow(key_states, value_states, n, end)
+        room[0][..., n:end, :], room[1][..., n:end, :] = key_states, value_states
+        self.keys, self.values = room[0][..., :end, :], room[1][..., :end, :]
+        self._shown = self.keys
+        return self.keys, self.values
+
+    def _regrow(self, k:torch.Tensor, v:torch.Tensor, n:int, end:int):
+        "Room for half as much again as `end` tokens (64 more at least), holding the `n` cached so far."
+        shape = (*k.shape[:-2], max(end + 64, end * 3 // 2), k.shape[-1])
+        self._room = (k.new_empty(shape), v.new_empty(shape))
+        if n: self._room[0][..., :n, :], self._room[1][..., :n, :] = self.keys, self.values
+        return self._room
+
+# %% ../nbs/04_engines.ipynb #e1f0a006
+def growing_cache(model) -> DynamicCache|None:
+    "An empty cache of `GrowingLayer`s for `model`, or None where transformers would not give it plain `DynamicLayer`s."
+    try: layers = DynamicCache(config=model.config).layers
+    except Exception: return None  # no config, or one the cache cannot read: transformers' own default
+    if not layers or any(type(l) is not DynamicLayer for l in layers): return None
+    c = DynamicCache()
+    c.layer_class_to_replicate = GrowingLayer
+    return c
+
 # %% ../nbs/04_engines.ipynb #7a218a7f
 @patch
 def _generate(self:HFEngine, batch:dict, **kw):
     "transformers' `generate` on one padded batch: the prompt in the prefill precision, new tokens in the batch size's decode precision."
     ids, mask = batch['input_ids'], batch['attention_mask']
     dec = self.models.get(self.decode_dtype(ids.shape[0]), self.model)
-    if dec is self.model or ids.shape[1] < 2: return dec.generate(**batch, **kw)
+    if dec is self.model or ids.shape[1] < 2: return dec.generate(**batch, **_cache_kw(dec), **kw)
     return self._split_generate(dec, batch, **kw)
+
+def _cache_kw(m) -> dict:
+    "`generate`'s keyword for a growing cache for `m` (none where transformers' own cache is the one to use)."
+    c = growing_cache(_base(m))
+    return {} if c is None else {cache_kwarg(_base(m)): c}
 
 @patch
 def _split_generate(self:HFEngine, dec, batch:dict, **kw):
@@ -251,7 +288,8 @@ def _split_generate(self:HFEngine, dec, batch:dict, **kw):
     ids, mask = batch['input_ids'], batch['attention_mask']
     pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate numbers left-padded rows
     extra = {'logits_to_keep': 1} if 'logits_to_keep' in inspect.signature(_base(self.model).forward).parameters else {}
-    cache = output_cache(self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True, **extra))
+    cache = output_cache(self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True,
+                                    **extra, **_cache_kw(self.model)))
     dt = next(dec.parameters()).dtype
     for layer in cache.layers: layer.keys, layer.values = layer.keys.to(dt), layer.values.to(dt)
     return dec.generate(**batch, **{cache_kwarg(_base(dec)): cache}, **kw)
