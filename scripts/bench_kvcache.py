@@ -22,9 +22,8 @@ import torch
 
 import slm_nb.engines as engines
 from slm_nb.core import cpu_model, cpu_speed_flags, env_info
+from bench_linear import TOPICS as STORIES  # the same 32 story prompts as the pre-packing benchmark
 
-STORIES = [f"Write a long story about a {w} who finds a {v}." for w in ('cat', 'dog', 'king', 'girl', 'robot', 'baker', 'pilot', 'fox')
-           for v in ('key', 'map', 'coin', 'book')]
 BODY = " ".join(f"Let x_{k} be a real number with |x_{k}| < 1/{k + 2}." for k in range(20))
 PROOFS = [f"Problem {i}. {BODY} Prove that the series of x_k times {i + 1} converges. Give every step in detail." for i in range(16)]
 SHAPES = dict(short=(STORIES, 64), long=(PROOFS, 256))
