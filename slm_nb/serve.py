@@ -17,7 +17,7 @@ from .core import SlmNbError, get_device, require_gpu
 from .models import EMBEDDED_MODELS, resolve_model
 from .engines import OpenAIClient, OpenAIEngine
 from .engines_llamacpp import gguf_file, llamacpp_available
-from .engines_vllm import check_parallel, check_vllm_adapter, vllm_args
+from .engines_vllm import VLLM_MP_ENV, check_parallel, check_vllm_adapter, vllm_args
 
 # %% auto #0
 __all__ = ['ENGINES', 'API_KEY_ENV', 'SERVER_KEY_ENV', 'REQUEST_DEFAULTS', 'ServeError', 'check_engine', 'is_loopback_host',
@@ -315,6 +315,7 @@ def _vllm_server(model, adapters, host, port, key, device:str|None=None, tensor_
     named = {f"{n}@{fingerprint(a)}": a for n, (a, _) in checked.items()}
     name = served_name(str(model), path)
     cmd, env = vllm_command(path, name, host, port, key, named, python, **{k: v for k, v in args.items() if k != 'tokenizer'})
+    if not device.startswith('cuda'): env.setdefault(VLLM_MP_ENV, '0')  # CPU: the model worker inside the engine-core process
     return Server('vllm', cmd, env, host, port, [name, *named], key=key)
 
 # %% ../nbs/06c_serve.ipynb #ff556e4c

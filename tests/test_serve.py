@@ -275,6 +275,10 @@ def test_vllm_names_key_and_404(vllm, key):
         assert status == 404 and bad in json.dumps(err), (status, err)
     for p in _tree(vllm): assert key not in ' '.join(p.cmdline())
     assert key not in vllm.log_path.read_text(errors='replace')
+    # on a CPU the model worker runs inside the engine core's process: the API server and the engine core, no worker
+    # process beside them (vLLM's resource tracker, a helper that holds no model, may be there too)
+    procs = [' '.join(p.cmdline()) for p in _tree(vllm) if 'resource_tracker' not in ' '.join(p.cmdline())]
+    assert len(procs) == 2, procs
 
 
 @vllm_ok
