@@ -144,12 +144,13 @@ class VLLMEngine(Engine):
                  tensor_parallel_size:int=1, # GPUs each layer is split across (checked by `check_parallel`)
                  data_parallel_size:int=1, # Copies of the model on their own GPUs (checked by `check_parallel`)
                  enforce_eager:bool=False, # Skip torch.compile (faster start-up, slower steps)
-                 in_process:bool|None=None, # vLLM's engine in this process (default on a CPU) or in its own spawned processes (GPU default)
+                 in_process:bool|None=None, # vLLM's engine in this process or in its own spawned ones (default: as $VLLM_ENABLE_V1_MULTIPROCESSING says, else in this process on a CPU only)
                  trust_remote_code:bool=False, # Run model code from the Hub (off unless you trust it)
                  **llm_kwargs): # Other `vllm.LLM` arguments, passed as they are
         self.device = device or get_device()
         _check_vllm_device(self.device)
-        self.in_process = (self.device == 'cpu') if in_process is None else bool(in_process)
+        if in_process is None: in_process = os.environ[VLLM_MP_ENV] == '0' if os.environ.get(VLLM_MP_ENV) else self.device == 'cpu'
+        self.in_process = bool(in_process)
         self.model_path = resolve_model(model)
         par = check_parallel(self.model_path, tensor_parallel_size, data_parallel_size, 'cuda' if self.device.startswith('cuda') else 'cpu')
         llm_kwargs.update({k: v for k, v in par.items() if v > 1})  # sizes of 1 are vLLM's defaults: not passed
