@@ -22,7 +22,7 @@ import psutil
 
 from .core import Config, ConfigError, Progress, SlmNbError, get_device, percentile, require_gpu
 from .precision import DECODE_ROWS, cache_kwarg, decode_bucket, output_cache, pack_linear_weights, phase_dtype
-from .models import check_adapter, load_tokenizer, resolve_model
+from .models import check_adapter, contiguous_head, load_tokenizer, resolve_model
 from .chat import prompt_add_special_tokens, render_prompt
 
 # %% auto #0
@@ -164,6 +164,7 @@ class HFEngine(Engine):
         for dt in {d for d in self.decode_dtypes.values() if d != self.dtype}: self._add_copy(dt, merge, trust_remote_code)
         if pack_weights is None: pack_weights = self.device == 'cpu' and not (self.adapter and not merge)
         self.n_packed = sum(pack_linear_weights(m) for m in self.models.values()) if pack_weights else 0  # bf16 layers only
+        for m in self.models.values(): contiguous_head(m)  # an unpacked head (adapters) reads its sliced input without a copy per row
         self.context = getattr(self.model.config, 'max_position_embeddings', None) or 10**9
         self.set_eos_ids(self.model.generation_config.eos_token_id)
 

@@ -20,8 +20,8 @@ from .core import ConfigError, SlmNbError, atomic_write_json, cache_dir, get_dev
 
 # %% auto #0
 __all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'looks_like_hub_id', 'resolve_model',
-           'load_tokenizer', 'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint', 'weights_sample',
-           'record_base', 'check_adapter', 'merge_adapter']
+           'contiguous_head', 'load_tokenizer', 'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint',
+           'weights_sample', 'record_base', 'check_adapter', 'merge_adapter']
 
 # %% ../nbs/01_models.ipynb #06f5937c
 class ModelNotFoundError(SlmNbError, FileNotFoundError):
@@ -128,6 +128,19 @@ def _resolve_hub(repo_id, revision=None) -> Path:
         raise ModelNotFoundError(f"Hub model {repo_id!r}: {why}. Use the embedded `smollm2-135m-instruct`, "
                                  "a local folder, or download it while online.") from None
 
+# %% ../nbs/01_models.ipynb #c0a1e7d3
+def _contiguous_input(module, args):
+    "Forward pre-hook: the input as a contiguous tensor (None, i.e. unchanged, where it already is one)."
+    return None if not args or args[0].is_contiguous() else (args[0].contiguous(), *args[1:])
+
+def contiguous_head(model):
+    "Give `model`'s LM head a contiguous input (a plain `nn.Linear` head only; once per head); return the model."
+    head = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
+    if type(head) is torch.nn.Linear and not getattr(head, '_slm_contiguous', False):
+        head.register_forward_pre_hook(_contiguous_input)
+        head._slm_contiguous = True
+    return model
+
 # %% ../nbs/01_models.ipynb #cef8ae48
 def load_tokenizer(path, trust_remote_code:bool=False):
     "The tokenizer of the model folder `path`, left-padding ready, with a pad token set."
@@ -143,7 +156,7 @@ def load_model(path, precision:str='auto', device:str|None=None, trust_remote_co
         raise ModelNotFoundError(f"{path}: no *.safetensors weights; slm_nb loads weights only from safetensors.")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(precision, device),
                                                  trust_remote_code=trust_remote_code, use_safetensors=True)
-    return model.to(device).eval()
+    return contiguous_head(model.to(device).eval())
 
 # %% ../nbs/01_models.ipynb #9ef966f6
 def tiny_model(layers:int=2, hidden:int=64, heads:int=4, kv_heads:int=2, intermediate:int=128, seed:int=0) -> Path:

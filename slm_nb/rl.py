@@ -21,7 +21,7 @@ from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
 
 from .core import (Config, ConfigError, GpuRequiredError, SlmNbError, env_info, get_device, measure, model_stats, new_run_dir,
                          seed_everything, write_metrics)
-from .models import check_adapter, load_tokenizer, record_base, resolve_model
+from .models import check_adapter, contiguous_head, load_tokenizer, record_base, resolve_model
 from .precision import phase_dtype, phase_precision
 from .data import DataError
 from .chat import boxed_contents
@@ -167,7 +167,7 @@ def check_rl_hardware(cfg:RLConfig):
 def load_policy(cfg:RLConfig, model_path:Path):
     "The model to train and a fresh LoRA config, or the SFT adapter `cfg.adapter` loaded trainable (and no new config)."
     dt = phase_dtype(cfg.precision, 'train', get_device())
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dt, use_safetensors=True)
+    model = contiguous_head(AutoModelForCausalLM.from_pretrained(model_path, dtype=dt, use_safetensors=True))  # TRL samples with generate
     if cfg.adapter is None:
         return model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.target_modules, task_type='CAUSAL_LM', bias='none')
     # TRL (GRPO with beta > 0, and DPO) copies a continued adapter into a frozen one named 'ref': the reference is the SFT model

@@ -23,7 +23,7 @@ from trl import SFTConfig, SFTTrainer
 
 from .core import (Config, ConfigError, GpuRequiredError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
                          did_you_mean, new_run_dir, require_gpu, seed_everything, write_metrics)
-from .models import load_tokenizer, record_base, resolve_model
+from .models import contiguous_head, load_tokenizer, record_base, resolve_model
 from .precision import DECODE_ROWS, phase_dtype, phase_precision
 from .data import DataError, load_records
 from .tasks import TASKS, make_task
@@ -484,7 +484,7 @@ class LiveEngine(HFEngine):
     "The transformers engine over a model already in memory (the one being trained): no reload, no copy, the same `generate`."
     def __init__(self, model, # A loaded causal LM (PEFT-wrapped or not)
                  tokenizer): # Its tokenizer (with the chat template)
-        self.model, self.tokenizer, self.adapter, self.n_packed = model, tokenizer, None, 0
+        self.model, self.tokenizer, self.adapter, self.n_packed = contiguous_head(model), tokenizer, None, 0
         p = next(model.parameters())
         self.device, self.dtype = str(p.device), p.dtype
         self.models, self.decode_dtypes, self.precision_note = {p.dtype: model}, {r: p.dtype for r in DECODE_ROWS}, None  # one copy: the trained one
