@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/evaluation.html.md"""
 
 # %% ../nbs/04d_evaluation.ipynb #72f38307
 from __future__ import annotations
-import importlib.util, os, time
+import importlib.util, inspect, os, time
 
 import torch
 import torch.nn.functional as F
@@ -149,24 +149,46 @@ def evaluate(engine, # Any engine
                 precision=getattr(engine, 'precision', None), items=items)  # transformers: per phase
 
 # %% ../nbs/04d_evaluation.ipynb #ffb8f7ab
+def _length_batches(lengths:list[int], budget:int) -> list[list[int]]:
+    "Indices longest first, as many to a batch as fit `budget` padded tokens (rows x the batch's longest); one at least."
+    order, out = sorted(range(len(lengths)), key=lambda i: -lengths[i]), []
+    while order:
+        n = max(1, budget // max(1, lengths[order[0]]))
+        out.append(order[:n]); order = order[n:]
+    return out
+
 @torch.inference_mode()
 def reference_nll(engine:HFEngine, # A transformers engine (its model, adapter and tokenizer are used)
                   ds, # Records with `prompt` and `completion` (the references)
                   max_length:int|None=None, # Longest prompt + reference in tokens (default: the model's context)
                   seed:int=0, # Seed of the bootstrap
                   n_boot:int=2000, # Bootstrap resamples
+                  batch_tokens:int=2048, # Padded tokens per forward pass (rows x the longest row; one row at least)
                  ) -> dict:
     "Mean NLL per token of each reference completion given its prompt (teacher-forced, as in training), with a bootstrap 95% CI."
     if not isinstance(engine, HFEngine): raise EngineError(f"reference_nll needs a transformers engine (hf), not {type(engine).__name__}.")
+    if batch_tokens < 1: raise EngineError(f"reference_nll: batch_tokens must be at least 1, got {batch_tokens}.")
     tok_ds, rep = tokenize_sft(ds, engine.tokenizer, max_length=min(max_length or engine.context, engine.context))
-    dev, items, prog = next(engine.model.parameters()).device, [], Progress('reference NLL', len(tok_ds))
-    for k, (ids, labels) in enumerate(zip(tok_ds['input_ids'], tok_ds['labels'])):
-        x, y = torch.tensor([ids], device=dev), torch.tensor(labels[1:], device=dev)
-        logits = engine.model(input_ids=x).logits[0, :-1]
-        keep = y != -100
-        nll = F.cross_entropy(logits[keep].float(), y[keep], reduction='sum').item()
-        items.append(dict(nll=nll / int(keep.sum()), n_tokens=int(keep.sum())))
-        prog.update(k + 1)
+    seqs, m = list(zip(tok_ds['input_ids'], tok_ds['labels'])), engine.model
+    dev, pad, items = next(m.parameters()).device, engine.tokenizer.pad_token_id or 0, [None] * len(tok_ds)
+    head_only = 'logits_to_keep' in inspect.signature((m.get_base_model() if hasattr(m, 'get_base_model') else m).forward).parameters
+    prog, done = Progress('reference NLL', len(seqs)), 0
+    for rows in _length_batches([len(x) for x, _ in seqs], batch_tokens):
+        w = len(seqs[rows[0]][0])
+        ids, mask, lab = torch.full((len(rows), w), pad), torch.zeros(len(rows), w, dtype=torch.long), torch.full((len(rows), w), -100)
+        for r, i in enumerate(rows):
+            x, y = seqs[i]
+            ids[r, :len(x)], mask[r, :len(x)], lab[r, :len(y)] = torch.tensor(x), 1, torch.tensor(y)
+        target = lab[:, 1:]
+        keep = (target != -100).any(0).nonzero().flatten()  # positions that predict some row's reference token
+        kw = dict(logits_to_keep=keep.to(dev)) if head_only else {}
+        logits = m(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kw).logits
+        logits, t = (logits if head_only else logits[:, keep]).float(), target[:, keep].to(dev)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), t.reshape(-1), ignore_index=-100, reduction='none').view(t.shape)
+        for r, i in enumerate(rows):
+            k = t[r] != -100
+            items[i] = dict(nll=float(nll[r][k].sum()) / int(k.sum()), n_tokens=int(k.sum()))
+        done += len(rows); prog.update(done)
     ci = bootstrap_ci([i['nll'] for i in items], n=n_boot, seed=seed)
     n_tok = sum(i['n_tokens'] for i in items)
     return dict(mean_nll=ci['estimate'], ci_low=ci['low'], ci_high=ci['high'], n=len(items), n_truncated=rep['n_truncated'],
