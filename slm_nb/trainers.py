@@ -219,9 +219,10 @@ def segment_sdpa(module, query, key, value, attention_mask, dropout:float=0.0, s
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
     gqa, dt = getattr(module, 'num_key_value_groups', 1) > 1, query.dtype
     if query.device.type == 'cpu' and dt != torch.float32: query, key, value = query.float(), key.float(), value.float()  # the CPU's bf16 attention backward is the slow one
+    sizes = [e - s for s, e in zip(starts, ends)]  # split, not sliced: one concatenation in the backward pass, not a zero-filled row per example
     with torch.autocast(query.device.type, enabled=False):
-        out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=dropout, scale=scaling,
-                                                        is_causal=True, enable_gqa=gqa) for s, e in zip(starts, ends)], dim=2)
+        out = torch.cat([F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
+                         for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))], dim=2)
     return out.to(dt).transpose(1, 2).contiguous(), None  # (batch, length, heads, head_dim), as transformers' sdpa returns it
 
 AttentionInterface.register('slm_segments', segment_sdpa)
