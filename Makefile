@@ -45,7 +45,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench-eval bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-attention bench-eval bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -177,6 +177,10 @@ bench-precision: env
 ## The forgetting check's scorer: lm-eval HFLM's own loop vs each context once (250 HellaSwag items, fp32 and auto)
 bench-forgetting: env
 	$(VPY) scripts/bench_forgetting.py --out bench_forgetting.json
+
+## Attention per example in training: the row split into examples vs sliced one example at a time (one layer, forward and backward)
+bench-attention: env
+	$(VPY) scripts/bench_attention.py --out bench_attention.json
 
 ## The held-out evaluation: generation in batches of 32 vs one batch, reference NLL one record at a time vs batched (fp32 and bf16)
 bench-eval: env
