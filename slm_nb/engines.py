@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/engines.html.md"""
 
 # %% ../nbs/04_engines.ipynb #f669dbea
 from __future__ import annotations
-import inspect, json, os, threading, time, urllib.error, urllib.parse, urllib.request
+import json, os, threading, time, urllib.error, urllib.parse, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -22,7 +22,7 @@ import psutil
 
 from .core import Config, ConfigError, Progress, SlmNbError, get_device, percentile, require_gpu
 from .precision import DECODE_ROWS, cache_kwarg, decode_bucket, output_cache, pack_linear_weights, phase_dtype
-from .models import check_adapter, contiguous_head, load_tokenizer, resolve_model
+from .models import check_adapter, contiguous_head, keeps_logits, load_tokenizer, resolve_model
 from .chat import prompt_add_special_tokens, render_prompt
 
 # %% auto #0
@@ -288,7 +288,7 @@ def _split_generate(self:HFEngine, dec, batch:dict, **kw):
     "The prompt but its last token through `model`, the KV cache cast to `dec`'s dtype, and `dec.generate` from there."
     ids, mask = batch['input_ids'], batch['attention_mask']
     pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate numbers left-padded rows
-    extra = {'logits_to_keep': 1} if 'logits_to_keep' in inspect.signature(_base(self.model).forward).parameters else {}
+    extra = {'logits_to_keep': 1} if keeps_logits(self.model) else {}
     cache = output_cache(self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True,
                                     **extra, **_cache_kw(self.model)))
     dt = next(dec.parameters()).dtype

@@ -6,12 +6,13 @@ Docs: https://slm-nb.github.io/slm_nb/evaluation.html.md"""
 
 # %% ../nbs/04d_evaluation.ipynb #72f38307
 from __future__ import annotations
-import importlib.util, inspect, os, time
+import importlib.util, os, time
 
 import torch
 import torch.nn.functional as F
 
 from .core import ConfigError, Progress, did_you_mean, get_device
+from .models import keeps_logits
 from .sft import tokenize_sft
 from .scoring import bootstrap_ci, exact_match
 from .engines import EngineError, GenConfig, Generation, HFEngine, OpenAIEngine, UnslothEngine, summarize
@@ -171,7 +172,7 @@ def reference_nll(engine:HFEngine, # A transformers engine (its model, adapter a
     tok_ds, rep = tokenize_sft(ds, engine.tokenizer, max_length=min(max_length or engine.context, engine.context))
     seqs, m = list(zip(tok_ds['input_ids'], tok_ds['labels'])), engine.model
     dev, pad, items = next(m.parameters()).device, engine.tokenizer.pad_token_id or 0, [None] * len(tok_ds)
-    head_only = 'logits_to_keep' in inspect.signature((m.get_base_model() if hasattr(m, 'get_base_model') else m).forward).parameters
+    head_only = keeps_logits(m)
     prog, done = Progress('reference NLL', len(seqs)), 0
     for rows in _length_batches([len(x) for x, _ in seqs], batch_tokens):
         w = len(seqs[rows[0]][0])

@@ -6,14 +6,14 @@ Docs: https://slm-nb.github.io/slm_nb/general.html.md"""
 
 # %% ../nbs/04e_general.ipynb #7e2f3bb6
 from __future__ import annotations
-import bz2, hashlib, inspect, json, random, re, time, warnings
+import bz2, hashlib, json, random, re, time, warnings
 from pathlib import Path
 
 import torch
 
 from .core import atomic_write_json, require_extra, cache_dir, package_path
 from .data import DataError
-from .models import check_adapter, load_model, load_tokenizer, resolve_model
+from .models import check_adapter, keeps_logits, load_model, load_tokenizer, resolve_model
 from .precision import phase_precision
 from .scoring import bootstrap_ci
 
@@ -107,7 +107,7 @@ def _endings_rest(model, cache, mask, conts:list):
 def _score_contexts(model, ctxs:list, conts:list, rows:int) -> list:
     "(log p, greedy) of each `(context index, continuation)` in `conts`, the contexts run once, the continuations by length."
     ids, mask, pos = _left_padded(ctxs, model.device)
-    keep = dict(logits_to_keep=1) if 'logits_to_keep' in inspect.signature(model.forward).parameters else {}
+    keep = dict(logits_to_keep=1) if keeps_logits(model) else {}
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
     first = out.logits[:, -1].float().log_softmax(-1)  # each context's prediction of its endings' first token
     res, order = [None] * len(conts), sorted(range(len(conts)), key=lambda r: len(conts[r][1]))

@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #7c3e729f
 from __future__ import annotations
-import hashlib, importlib.util, json, os, re, shutil
+import hashlib, importlib.util, inspect, json, os, re, shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,8 +20,8 @@ from .core import ConfigError, SlmNbError, atomic_write_json, cache_dir, get_dev
 
 # %% auto #0
 __all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'looks_like_hub_id', 'resolve_model',
-           'contiguous_head', 'load_tokenizer', 'load_model', 'tiny_model', 'AdapterError', 'base_fingerprint',
-           'weights_sample', 'record_base', 'check_adapter', 'merge_adapter']
+           'contiguous_head', 'load_tokenizer', 'load_model', 'tiny_model', 'keeps_logits', 'AdapterError',
+           'base_fingerprint', 'weights_sample', 'record_base', 'check_adapter', 'merge_adapter']
 
 # %% ../nbs/01_models.ipynb #06f5937c
 class ModelNotFoundError(SlmNbError, FileNotFoundError):
@@ -177,6 +177,12 @@ def tiny_model(layers:int=2, hidden:int=64, heads:int=4, kv_heads:int=2, interme
         AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
         os.replace(tmp, out)
     return out
+
+# %% ../nbs/01_models.ipynb #d2b4f6a2
+def keeps_logits(model) -> bool:
+    "Whether `model`'s forward takes `logits_to_keep` (the LM head at chosen positions only); a PEFT model's base is asked."
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    return 'logits_to_keep' in inspect.signature(base.forward).parameters
 
 # %% ../nbs/01_models.ipynb #285e6532
 class AdapterError(SlmNbError, ValueError):
