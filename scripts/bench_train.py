@@ -10,12 +10,15 @@
 (d) ablation: (b) with the for-each AdamW instead of torch's fused one (the default since the run that kept it).
 (e) ablation: (b) with transformers' masked attention over the whole padding-free row instead of attention per
     example (`segment_attention`, the default since the run that kept it).
+(f) ablation: (b) with PEFT's own LoRA forward (a multiply and an add after the adapter's product, and in bf16 a cast
+    of the layer's input) instead of the update accumulated into the base product (`fused_lora`, the default since
+    the run that kept it).
 
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated on the same held-out set with the same engine: exact match (greedy) and
 the mean NLL of the reference answers (the held-out loss).
 
-    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e] [--precision auto|fp32] [--out bench_train.json]
+    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e,f] [--precision auto|fp32] [--out bench_train.json]
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -93,7 +96,8 @@ def main():
                      ('b0_ablation_stock_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, fast=False)),
                      ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, packing=True)),
                      ('d_unfused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, optimizer='adamw_torch')),
-                     ('e_masked_attention', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, segment_attention=False))]:
+                     ('e_masked_attention', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, segment_attention=False)),
+                     ('f_peft_lora_forward', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, fused_lora=False))]:
         if a.only and name.split('_')[0] not in a.only.split(','): continue
         out = work / name
         met, adapter = fn(out)
@@ -103,8 +107,10 @@ def main():
                    heldout_nll=nll['mean_nll'], heldout_nll_ci=[nll['ci_low'], nll['ci_high']])
         res[name] = met
         print(name, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in met.items()}), flush=True)
-    a_ = res.get('a_trl_defaults_fp32')
+    a_, b_ = res.get('a_trl_defaults_fp32'), res.get('b_slm_nb_defaults')
     ratios = {}
+    for k, v in res.items():  # what each ablation's default is worth: (b) over the run without it
+        if b_ is not None and k[0] in 'bdef' and k != 'b_slm_nb_defaults': ratios[f'b_over_{k}_tokens_per_s'] = b_['tokens_per_s'] / v['tokens_per_s']
     for k, v in res.items():
         if k == 'a_trl_defaults_fp32' or a_ is None: continue
         ratios[f'{k}_over_a_tokens_per_s'] = v['tokens_per_s'] / a_['tokens_per_s']

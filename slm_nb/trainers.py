@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/trainers.html.md"""
 
 # %% ../nbs/05b_trainers.ipynb #153b69e7
 from __future__ import annotations
-import inspect, json, os, shutil, sys, time
+import inspect, json, os, shutil, sys, time, types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,6 +16,7 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from peft import LoraConfig
+from peft.tuners.lora import Linear as LoraLinear
 from transformers import AttentionInterface, AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
@@ -36,8 +37,8 @@ from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_li
 
 # %% auto #0
 __all__ = ['COUNTS', 'check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
-           'completion_only_loss', 'segment_starts', 'segment_sdpa', 'batch_tokens', 'trained_tokens', 'token_counts',
-           'plot_loss', 'full_state_dict', 'run_flops', 'train', 'LiveEngine', 'EvalDuringTraining',
+           'completion_only_loss', 'segment_starts', 'segment_sdpa', 'fuse_lora', 'batch_tokens', 'trained_tokens',
+           'token_counts', 'plot_loss', 'full_state_dict', 'run_flops', 'train', 'LiveEngine', 'EvalDuringTraining',
            'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
@@ -85,6 +86,7 @@ class TrainConfig(Config):
     padding_free: bool = True  # Concatenate a batch without padding (position ids keep examples apart)
     segment_attention: bool = True  # Padding-free batches: attention per example (`segment_sdpa`), not one masked attention over the row
     completion_logits_only: bool = True  # Compute the LM head only where the loss needs it (completion positions)
+    fused_lora: bool = True  # LoRA: add the adapter's update inside the base layer's product (`fuse_lora`), not as a separate multiply and add
     precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 on a GPU that has it; on a CPU the faster of fp32 and bf16 by a cached probe
     gradient_checkpointing: bool = False  # Trade compute for memory
     fsdp: bool = False  # Shard weights, gradients and optimizer state over the processes (FSDP2 via accelerate; torchrun, 2+ processes)
@@ -227,6 +229,31 @@ def segment_sdpa(module, query, key, value, attention_mask, dropout:float=0.0, s
 
 AttentionInterface.register('slm_segments', segment_sdpa)
 AttentionMaskInterface.register('slm_segments', sdpa_mask)  # masks as for sdpa, so the batches it passes on are unchanged
+
+
+# %% ../nbs/05b_trainers.ipynb #d4e5f6a7
+def _lora_fused_forward(self, x, *args, **kwargs):
+    "A PEFT LoRA `Linear`'s forward with the update `s (x A^T) B^T` accumulated into the base product; anything else goes to PEFT's."
+    act = self.active_adapters
+    a = act[0] if len(act) == 1 else None
+    base, A = self.base_layer, self.lora_A[a] if a in self.lora_A else None
+    plain = (A is not None and not (args or kwargs or self.disable_adapters or self.merged) and a not in self.lora_variant
+             and self.lora_B[a].bias is None and type(base) is torch.nn.Linear and 'forward' not in vars(base))
+    if not plain or not (torch.is_autocast_enabled(x.device.type) or x.dtype == A.weight.dtype == base.weight.dtype):
+        return LoraLinear.forward(self, x, *args, **kwargs)
+    x2 = x.reshape(-1, x.shape[-1])
+    out = base(x2)  # a fresh tensor that nothing saves for the backward pass: the update is added in place
+    h = A(self.lora_dropout[a](x2))
+    out.addmm_(h, self.lora_B[a].weight.t().to(out.dtype), alpha=self.scaling[a])
+    return out.view(*x.shape[:-1], out.shape[-1])
+
+def fuse_lora(model) -> int:
+    "Give every PEFT LoRA `Linear` of `model` the fused forward; returns how many. A module with its own forward (QAT's) keeps it."
+    n = 0
+    for m in model.modules():
+        if type(m) is LoraLinear and 'forward' not in vars(m):
+            m.forward = types.MethodType(_lora_fused_forward, m); n += 1
+    return n
 
 
 # %% ../nbs/05b_trainers.ipynb #abf32cde
@@ -395,7 +422,7 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
-        method=cfg.method, trainer=cfg.trainer, precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
+        method=cfg.method, trainer=cfg.trainer, fused_lora_layers=getattr(trainer, 'fused_lora', 0), precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
@@ -442,6 +469,8 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     if cfg.qat:  # fake-quantize the base's linear layers (after PEFT wrapped them), before any step; refuses widths the grid cannot divide
         types = gguf_tensor_types(cfg.qat_gguf, list(quantizable_linears(trainer.model))) if cfg.qat_gguf else None
         trainer.qat_report = apply_qat(trainer.model, cfg.qat, cfg.qat_group_size, cfg.qat_target, types)
+    # After QAT: a layer that QAT gave its own forward keeps it. Unsloth's LoRA layers run Unsloth's own kernels.
+    trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora and cfg.trainer == 'trl' and cfg.method != 'full' else 0
     return trainer, rec
 
 def train(cfg:TrainConfig, # The resolved config
