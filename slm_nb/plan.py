@@ -19,9 +19,9 @@ from .evaluation import use_rank_device
 from .precision import phase_precision
 
 # %% auto #0
-__all__ = ['STORE_BYTES', 'ACT_BYTES', 'LOGIT_BYTES', 'FUSED_LOGIT_BYTES', 'CUDA_OVERHEAD_BYTES', 'load_config', 'model_shape',
-           'estimate_memory', 'InsufficientMemoryError', 'StopAfterPlan', 'machine_memory', 'training_plan',
-           'plan_table', 'describe_plan', 'check_fits']
+__all__ = ['STORE_BYTES', 'ACT_BYTES', 'LOGIT_BYTES', 'PEFT_ACT_BYTES', 'PEFT_LOGIT_BYTES', 'FUSED_LOGIT_BYTES',
+           'CUDA_OVERHEAD_BYTES', 'load_config', 'model_shape', 'estimate_memory', 'InsufficientMemoryError',
+           'StopAfterPlan', 'machine_memory', 'training_plan', 'plan_table', 'describe_plan', 'check_fits']
 
 # %% ../nbs/05a_plan.ipynb #a58e4fc2
 def load_config(model:str, # Embedded name, local folder or Hub id
@@ -62,8 +62,13 @@ def model_shape(config:dict) -> dict:
 
 # %% ../nbs/05a_plan.ipynb #b309e91e
 STORE_BYTES = dict(fp32=4.0, bf16=2.0, fp16=2.0, nf4=0.52, mxfp4=0.53)  # bytes per parameter (4-bit formats with scales)
-ACT_BYTES = dict(fp32=5.64, bf16=3.13, fp16=3.13)  # bytes per counted activation value (measured, see above)
-LOGIT_BYTES = dict(fp32=28.3, bf16=21.2, fp16=21.2)  # bytes per vocabulary entry per supervised token (measured)
+# Bytes per counted activation value and per vocabulary entry per supervised token (measured, see above): LoRA through
+# the trainer's fused forward (`slm_nb.trainers.fuse_lora`), and through PEFT's own forward (also used for QLoRA and
+# for full fine-tuning, which were not fitted on their own).
+ACT_BYTES = dict(fp32=3.20, bf16=3.20, fp16=3.20)
+LOGIT_BYTES = dict(fp32=22.0, bf16=13.5, fp16=13.5)
+PEFT_ACT_BYTES = dict(fp32=5.64, bf16=3.13, fp16=3.13)
+PEFT_LOGIT_BYTES = dict(fp32=28.3, bf16=21.2, fp16=21.2)
 FUSED_LOGIT_BYTES = 4.0  # the Unsloth trainer computes the loss in chunks: about one fp32 copy (assumed, not measured here)
 CUDA_OVERHEAD_BYTES = 1 * 2**30  # CUDA context and library workspaces
 _LINEAR = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
@@ -97,6 +102,7 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
                     device:str='cuda', # Where it will run ('cuda' adds the CUDA context)
                     fsdp:bool=False, # Shard weights, gradients and optimizer states over the processes
                     world_size:int=1, # Processes the run spans (FSDP shards over them)
+                    fused_lora:bool=True, # LoRA through the trainer's fused forward (`TrainConfig.fused_lora`); False: PEFT's own
                    ) -> dict:
     "The peak memory one process of this plan needs, by part, in bytes (`total`), with the model's parameter count."
     if precision not in ACT_BYTES: raise ConfigError(f"estimate_memory: precision must be one of {list(ACT_BYTES)} (resolve 'auto' first), not {precision!r}.")
@@ -106,9 +112,11 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
     trainable = n_params if method == 'full' else _lora_params(s, lora_r, target_modules)
     state = trainable * (4 + 8) + (0 if method == 'full' else trainable * 4)  # grads + AdamW (+ the fp32 adapters themselves)
     tokens, L = batch_size * max_length, s['layers']
-    per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * ACT_BYTES[precision]
+    fused = fused_lora and method == 'lora' and trainer == 'trl'
+    act_b, logit_b = (ACT_BYTES, LOGIT_BYTES) if fused else (PEFT_ACT_BYTES, PEFT_LOGIT_BYTES)
+    per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * act_b[precision]
     act = tokens * (L * s['hidden'] * STORE_BYTES[precision] + per_layer) if gradient_checkpointing else tokens * L * per_layer
-    logits = tokens * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else LOGIT_BYTES[precision])
+    logits = tokens * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else logit_b[precision])
     shards = world_size if fsdp else 1
     gathered = (2 * sum(v for k, v in weights.items() if k not in ('embed', 'lm_head')) / L + weights['embed'] + weights['lm_head']) if shards > 1 else 0
     parts = dict(weights=sum(weights.values()) / shards, trainable_and_optimizer=state / shards, fsdp_gathered=gathered, activations=act, logits=logits,
@@ -143,6 +151,7 @@ def training_plan(model:str, # Embedded name, folder or Hub id
                   fsdp:bool=False, # Shard over the processes (FSDP)
                   world_size:int|None=None, # Processes in the run (default: $WORLD_SIZE, else 1)
                   local_processes:int|None=None, # Of those, on this machine (default: $LOCAL_WORLD_SIZE, else world_size)
+                  fused_lora:bool=True, # LoRA through the trainer's fused forward (`TrainConfig.fused_lora`)
                  ) -> dict:
     "What the run will do, resolved (precision, device), with its memory estimate."
     gpu_only = method == 'qlora' or trainer == 'unsloth'
@@ -152,7 +161,8 @@ def training_plan(model:str, # Embedded name, folder or Hub id
     local = local_processes or int(os.environ.get('LOCAL_WORLD_SIZE', world))
     est = estimate_memory(load_config(model, model_config), method=method, trainer=trainer, precision=prec, batch_size=batch_size,
                           max_length=max_length, lora_r=lora_r, target_modules=target_modules,
-                          gradient_checkpointing=gradient_checkpointing, device=device, fsdp=fsdp, world_size=world)
+                          gradient_checkpointing=gradient_checkpointing, device=device, fsdp=fsdp, world_size=world,
+                          fused_lora=fused_lora)
     return dict(model=str(model), method=method, trainer=trainer, precision=prec, device=device, gpu_only=gpu_only, batch_size=batch_size,
                 grad_accum=grad_accum, max_length=max_length, lora_r=lora_r, gradient_checkpointing=gradient_checkpointing,
                 fsdp=fsdp, world_size=world, local_processes=local, estimate=est)

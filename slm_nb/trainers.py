@@ -484,7 +484,8 @@ def train(cfg:TrainConfig, # The resolved config
     seed_everything(cfg.seed)
     check_fits(training_plan(cfg.model, method=cfg.method, trainer=cfg.trainer, precision=cfg.precision, batch_size=cfg.batch_size,
                              max_length=cfg.max_length, lora_r=cfg.lora_r, target_modules=cfg.target_modules, fsdp=cfg.fsdp,
-                             gradient_checkpointing=cfg.gradient_checkpointing, device=get_device()))  # from config.json alone
+                             gradient_checkpointing=cfg.gradient_checkpointing, device=get_device(),
+                             fused_lora=cfg.fused_lora and not (cfg.qat and cfg.qat_target == 'merged')))  # from config.json alone
     model_path = resolve_model(cfg.model)  # only now are weights downloaded (a Hub id) or converted
     run_dir = Path(run_dir or cfg.run_dir or new_run_dir('train'))
     run_dir.mkdir(parents=True, exist_ok=True); (run_dir/'plots').mkdir(exist_ok=True)
