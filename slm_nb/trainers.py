@@ -469,8 +469,7 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     if cfg.qat:  # fake-quantize the base's linear layers (after PEFT wrapped them), before any step; refuses widths the grid cannot divide
         types = gguf_tensor_types(cfg.qat_gguf, list(quantizable_linears(trainer.model))) if cfg.qat_gguf else None
         trainer.qat_report = apply_qat(trainer.model, cfg.qat, cfg.qat_group_size, cfg.qat_target, types)
-    # After QAT: a layer that QAT gave its own forward keeps it. Unsloth's LoRA layers run Unsloth's own kernels.
-    trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora and cfg.trainer == 'trl' and cfg.method != 'full' else 0
+    trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora and cfg.trainer == 'trl' and cfg.method != 'full' else 0  # after QAT, whose forward stays
     return trainer, rec
 
 def train(cfg:TrainConfig, # The resolved config
