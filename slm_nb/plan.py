@@ -112,8 +112,7 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
     trainable = n_params if method == 'full' else _lora_params(s, lora_r, target_modules)
     state = trainable * (4 + 8) + (0 if method == 'full' else trainable * 4)  # grads + AdamW (+ the fp32 adapters themselves)
     tokens, L = batch_size * max_length, s['layers']
-    fused = fused_lora and method == 'lora' and trainer == 'trl'
-    act_b, logit_b = (ACT_BYTES, LOGIT_BYTES) if fused else (PEFT_ACT_BYTES, PEFT_LOGIT_BYTES)
+    act_b, logit_b = (ACT_BYTES, LOGIT_BYTES) if fused_lora and method == 'lora' and trainer == 'trl' else (PEFT_ACT_BYTES, PEFT_LOGIT_BYTES)
     per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * act_b[precision]
     act = tokens * (L * s['hidden'] * STORE_BYTES[precision] + per_layer) if gradient_checkpointing else tokens * L * per_layer
     logits = tokens * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else logit_b[precision])

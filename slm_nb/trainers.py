@@ -37,9 +37,9 @@ from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_li
 
 # %% auto #0
 __all__ = ['COUNTS', 'check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
-           'completion_only_loss', 'segment_starts', 'segment_sdpa', 'fuse_lora', 'batch_tokens', 'trained_tokens',
-           'token_counts', 'plot_loss', 'full_state_dict', 'run_flops', 'train', 'LiveEngine', 'EvalDuringTraining',
-           'dataset_from_spec', 'train_from_config']
+           'completion_only_loss', 'segment_starts', 'segment_sdpa', 'fuses_lora', 'fuse_lora', 'batch_tokens',
+           'trained_tokens', 'token_counts', 'plot_loss', 'full_state_dict', 'run_flops', 'train', 'LiveEngine',
+           'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -246,6 +246,10 @@ def _lora_fused_forward(self, x, *args, **kwargs):
     h = A(self.lora_dropout[a](x2))
     out.addmm_(h, self.lora_B[a].weight.t().to(out.dtype), alpha=self.scaling[a])
     return out.view(*x.shape[:-1], out.shape[-1])
+
+def fuses_lora(cfg) -> bool:
+    "Whether a run of `cfg` trains through the fused forward: LoRA (not 4-bit) through TRL, unless QAT gives the layers its own."
+    return cfg.fused_lora and cfg.method == 'lora' and cfg.trainer == 'trl' and not (cfg.qat and cfg.qat_target == 'merged')
 
 def fuse_lora(model) -> int:
     "Give every PEFT LoRA `Linear` of `model` the fused forward; returns how many. A module with its own forward (QAT's) keeps it."
@@ -469,7 +473,7 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     if cfg.qat:  # fake-quantize the base's linear layers (after PEFT wrapped them), before any step; refuses widths the grid cannot divide
         types = gguf_tensor_types(cfg.qat_gguf, list(quantizable_linears(trainer.model))) if cfg.qat_gguf else None
         trainer.qat_report = apply_qat(trainer.model, cfg.qat, cfg.qat_group_size, cfg.qat_target, types)
-    trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora and cfg.trainer == 'trl' and cfg.method != 'full' else 0  # after QAT, whose forward stays
+    trainer.fused_lora = fuse_lora(trainer.model) if fuses_lora(cfg) else 0
     return trainer, rec
 
 def train(cfg:TrainConfig, # The resolved config
@@ -484,7 +488,7 @@ def train(cfg:TrainConfig, # The resolved config
     check_fits(training_plan(cfg.model, method=cfg.method, trainer=cfg.trainer, precision=cfg.precision, batch_size=cfg.batch_size,
                              max_length=cfg.max_length, lora_r=cfg.lora_r, target_modules=cfg.target_modules, fsdp=cfg.fsdp,
                              gradient_checkpointing=cfg.gradient_checkpointing, device=get_device(),
-                             fused_lora=cfg.fused_lora and not (cfg.qat and cfg.qat_target == 'merged')))  # from config.json alone
+                             fused_lora=fuses_lora(cfg)))  # from config.json alone
     model_path = resolve_model(cfg.model)  # only now are weights downloaded (a Hub id) or converted
     run_dir = Path(run_dir or cfg.run_dir or new_run_dir('train'))
     run_dir.mkdir(parents=True, exist_ok=True); (run_dir/'plots').mkdir(exist_ok=True)
