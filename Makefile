@@ -45,7 +45,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench-attention bench-eval bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-rl bench-attention bench-eval bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -169,6 +169,10 @@ docs-results: env env-vllm env-compress
 ## The training benchmark (three ways, one run, ratios printed)
 bench: env
 	$(VPY) scripts/bench_train.py --out bench_train.json
+
+## DPO and GRPO with slm_nb's defaults (fused LoRA forward, no checkpointing) vs TRL's, arms alternated in one run
+bench-rl: env
+	$(VPY) scripts/bench_rl.py --ablation --out bench_rl.json
 
 ## Precision per phase: fp32, bf16, auto (the probe's choice) and a split, side by side, EM with paired CIs
 bench-precision: env

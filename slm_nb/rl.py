@@ -27,7 +27,7 @@ from .data import DataError
 from .chat import boxed_contents
 from .scoring import _ANSWER_LINE, _NUMBER, _as_number, _clean_answer, _normalize, check_equivalence, reference_answer
 from .engines import GenConfig
-from .trainers import _History, check_data_spec, dataset_from_spec
+from .trainers import _History, check_data_spec, dataset_from_spec, fuse_lora
 
 # %% auto #0
 __all__ = ['REWARDS', 'PAIR_FIELDS', 'stated_answers', 'distinct_answers', 'answer_reward', 'format_reward', 'RewardError',
@@ -130,6 +130,8 @@ class RLConfig(Config):
     reward_weights: list[float]|None = None  # Their weights (None: all 1)
     max_length: int = 256  # DPO: longest prompt+completion in tokens
     precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 on a GPU that has it; on a CPU the faster of fp32 and bf16 by a cached probe
+    gradient_checkpointing: bool = False  # Recompute activations in the backward pass: less memory, one more forward (TRL's own default is on)
+    fused_lora: bool = True  # LoRA: add the adapter's update inside the base layer's product (`slm_nb.trainers.fuse_lora`), not PEFT's separate multiply and add
     use_vllm: bool = False  # GRPO sampling through vLLM (GPU, colocate mode; unverified here)
     seed: int = 0  # Seed for LoRA init, data order and sampling
     logging_steps: int = 1  # Log every N steps
@@ -185,7 +187,7 @@ def grpo_args(cfg:RLConfig, out_dir:Path) -> GRPOConfig:
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
         beta=cfg.beta, reward_weights=cfg.reward_weights, bf16=(dt == torch.bfloat16), fp16=(dt == torch.float16),
         use_cpu=(device == 'cpu'), logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[], disable_tqdm=True,
-        save_strategy='no', dataloader_num_workers=0, log_completions=False, **vllm)
+        save_strategy='no', dataloader_num_workers=0, log_completions=False, gradient_checkpointing=cfg.gradient_checkpointing, **vllm)
 
 # %% ../nbs/05c_rl.ipynb #4c243605
 def _timed_grpo_cls():
@@ -227,7 +229,7 @@ def _rl_metrics(cfg:RLConfig, trainer, m, rec:_History) -> dict:
     n, s = len(rec.step_times), sum(rec.step_times)
     out = dict(method=cfg.method, precision=phase_precision(cfg.precision, 'train'), device=get_device(), steps=n, train_wall_s=m.wall_s,
                steps_per_s=n / s if s else None, s_per_step=(sorted(rec.step_times)[n // 2] if n else None),
-               peak_rss_mb=m.peak_rss_mb, cuda_peak_allocated_mb=m.cuda_peak_allocated_mb, history=rec.history,
+               peak_rss_mb=m.peak_rss_mb, cuda_peak_allocated_mb=m.cuda_peak_allocated_mb, history=rec.history, fused_lora_layers=trainer.fused_lora,
                trainable_checksum=float(sum(p.detach().double().sum() for p in trainer.model.parameters() if p.requires_grad)))
     if cfg.method == 'grpo':
         samp, rew = trainer.sampling_s, trainer.reward_s
@@ -275,6 +277,7 @@ def grpo(cfg:RLConfig, # The resolved config (method 'grpo')
     rec = _History()
     trainer = _timed_grpo_cls()(model=model, reward_funcs=funcs, args=grpo_args(cfg, run_dir/'checkpoints'), train_dataset=ds,
                                 processing_class=tok, peft_config=peft_cfg, callbacks=[rec, *(callbacks or [])])
+    trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora else 0  # after TRL wrapped the model (and copied a continued adapter to 'ref')
     with measure() as m: trainer.train()
     metrics = _rl_metrics(cfg, trainer, m, rec)
     _save_rl(cfg, trainer, tok, run_dir, model_path, metrics)
@@ -346,7 +349,7 @@ def dpo_args(cfg:RLConfig, out_dir:Path) -> DPOConfig:
         lr_scheduler_type='constant', per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,
         beta=cfg.beta, max_length=cfg.max_length, bf16=(dt == torch.bfloat16), fp16=(dt == torch.float16), use_cpu=(device == 'cpu'),
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[], disable_tqdm=True, save_strategy='no',
-        dataloader_num_workers=0)
+        dataloader_num_workers=0, gradient_checkpointing=cfg.gradient_checkpointing)
 
 def dpo(cfg:RLConfig, # The resolved config (method 'dpo'; `beta` is DPO's temperature, typically 0.1)
         pairs=None, # A Dataset of prompt/chosen/rejected (from `load_pairs` or `self_pairs`; default: `load_pairs(cfg.pairs)`)
@@ -364,6 +367,7 @@ def dpo(cfg:RLConfig, # The resolved config (method 'dpo'; `beta` is DPO's tempe
     rec = _History()
     trainer = DPOTrainer(model=model, args=dpo_args(cfg, run_dir/'checkpoints'), train_dataset=pairs, processing_class=tok,
                          peft_config=peft_cfg, callbacks=[rec, *(callbacks or [])])
+    trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora else 0
     with measure() as m: trainer.train()
     metrics = _rl_metrics(cfg, trainer, m, rec)
     metrics['n_pairs'] = len(pairs)

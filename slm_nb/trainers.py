@@ -239,11 +239,13 @@ def _lora_fused_forward(self, x, *args, **kwargs):
     base, A = self.base_layer, self.lora_A[a] if a in self.lora_A else None
     plain = (A is not None and not (args or kwargs or self.disable_adapters or self.merged) and a not in self.lora_variant
              and self.lora_B[a].bias is None and type(base) is torch.nn.Linear and 'forward' not in vars(base))
-    if not plain or not (torch.is_autocast_enabled(x.device.type) or x.dtype == A.weight.dtype == base.weight.dtype):
+    autocast = torch.is_autocast_enabled(x.device.type)
+    if not plain or not (autocast or x.dtype == base.weight.dtype):
         return LoraLinear.forward(self, x, *args, **kwargs)
     x2 = x.reshape(-1, x.shape[-1])
     out = base(x2)  # a fresh tensor that nothing saves for the backward pass: the update is added in place
-    h = A(self.lora_dropout[a](x2))
+    xa = self.lora_dropout[a](x2)
+    h = A(xa) if autocast else F.linear(xa, A.weight.to(xa.dtype))  # no autocast: the adapter's products in the base's dtype, as autocast runs them
     out.addmm_(h, self.lora_B[a].weight.t().to(out.dtype), alpha=self.scaling[a])
     return out.view(*x.shape[:-1], out.shape[-1])
 
