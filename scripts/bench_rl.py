@@ -23,7 +23,7 @@ and the precision are printed and saved.
 
     .venv/bin/python scripts/bench_rl.py [--precision auto|fp32|bf16] [--dpo-steps 24] [--rounds 3] [--grpo-steps 8] [--ablation] [--out bench_rl.json]
 """
-import argparse, json, statistics, tempfile, time, types, warnings
+import argparse, json, statistics, tempfile, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 
