@@ -45,7 +45,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench-rl bench-attention bench-eval bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-loss bench-rl bench-attention bench-eval bench-kvcache bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -173,6 +173,10 @@ bench: env
 ## DPO and GRPO with slm_nb's defaults (fused LoRA forward, no checkpointing) vs TRL's, arms alternated in one run
 bench-rl: env
 	$(VPY) scripts/bench_rl.py --ablation --out bench_rl.json
+
+## The LM head and its loss in row chunks vs the stock loss, on Experiment 2's long rows and the main job's, steps alternated in one run
+bench-loss: env
+	$(VPY) scripts/bench_loss.py --memory --out bench_loss.json
 
 ## Precision per phase: fp32, bf16, auto (the probe's choice) and a split, side by side, EM with paired CIs
 bench-precision: env

@@ -19,9 +19,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .core import ConfigError, SlmNbError, atomic_write_json, cache_dir, get_device, torch_dtype
 
 # %% auto #0
-__all__ = ['EMBEDDED_MODELS', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf', 'looks_like_hub_id', 'resolve_model',
-           'contiguous_head', 'load_tokenizer', 'load_model', 'tiny_model', 'keeps_logits', 'AdapterError',
-           'base_fingerprint', 'weights_sample', 'record_base', 'check_adapter', 'merge_adapter']
+__all__ = ['EMBEDDED_MODELS', 'PLAIN_HEAD_TYPES', 'HEAD_CHUNK_BYTES', 'BASE_RECORD', 'ModelNotFoundError', 'embedded_gguf',
+           'looks_like_hub_id', 'resolve_model', 'contiguous_head', 'load_tokenizer', 'load_model', 'tiny_model',
+           'keeps_logits', 'AdapterError', 'base_fingerprint', 'weights_sample', 'record_base', 'check_adapter',
+           'merge_adapter']
 
 # %% ../nbs/01_models.ipynb #06f5937c
 class ModelNotFoundError(SlmNbError, FileNotFoundError):
@@ -183,6 +184,12 @@ def keeps_logits(model) -> bool:
     "Whether `model`'s forward takes `logits_to_keep` (the LM head at chosen positions only); a PEFT model's base is asked."
     base = model.get_base_model() if hasattr(model, 'get_base_model') else model
     return 'logits_to_keep' in inspect.signature(base.forward).parameters
+
+# Causal LMs whose forward returns `lm_head(hidden)` unchanged (read in transformers' code: no softcapping or scaling
+# after the head), so a loss may run the head itself: `slm_nb.trainers.head_cross_entropy`, in chunks of this many bytes
+# of fp32 logits, and the memory plan, which counts those chunks instead of every position's logits.
+PLAIN_HEAD_TYPES = ('llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'smollm3', 'olmo2', 'gemma')
+HEAD_CHUNK_BYTES = 48 * 2**20
 
 # %% ../nbs/01_models.ipynb #285e6532
 class AdapterError(SlmNbError, ValueError):

@@ -14,7 +14,7 @@ import psutil
 from huggingface_hub import hf_hub_download
 
 from .core import ConfigError, GpuRequiredError, SlmNbError, did_you_mean, get_device, package_path
-from .models import looks_like_hub_id, EMBEDDED_MODELS, resolve_model
+from .models import HEAD_CHUNK_BYTES, PLAIN_HEAD_TYPES, looks_like_hub_id, EMBEDDED_MODELS, resolve_model
 from .evaluation import use_rank_device
 from .precision import phase_precision
 
@@ -70,6 +70,8 @@ LOGIT_BYTES = dict(fp32=22.0, bf16=13.5, fp16=13.5)
 PEFT_ACT_BYTES = dict(fp32=5.64, bf16=3.13, fp16=3.13)
 PEFT_LOGIT_BYTES = dict(fp32=28.3, bf16=21.2, fp16=21.2)
 FUSED_LOGIT_BYTES = 4.0  # the Unsloth trainer computes the loss in chunks: about one fp32 copy (assumed, not measured here)
+# slm_nb's LoRA trainer with `fused_head` on a `PLAIN_HEAD_TYPES` model takes the loss a chunk of rows at a time (or, for a
+# step of one chunk or less, all at once): counted as the stock loss's bytes for one chunk of positions at most
 CUDA_OVERHEAD_BYTES = 1 * 2**30  # CUDA context and library workspaces
 _LINEAR = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 
@@ -103,6 +105,7 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
                     fsdp:bool=False, # Shard weights, gradients and optimizer states over the processes
                     world_size:int=1, # Processes the run spans (FSDP shards over them)
                     fused_lora:bool=True, # LoRA through the trainer's fused forward (`TrainConfig.fused_lora`); False: PEFT's own
+                    fused_head:bool=True, # LoRA's head and loss in row chunks where the architecture allows (`TrainConfig.fused_head`)
                    ) -> dict:
     "The peak memory one process of this plan needs, by part, in bytes (`total`), with the model's parameter count."
     if precision not in ACT_BYTES: raise ConfigError(f"estimate_memory: precision must be one of {list(ACT_BYTES)} (resolve 'auto' first), not {precision!r}.")
@@ -115,7 +118,9 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
     act_b, logit_b = (ACT_BYTES, LOGIT_BYTES) if fused_lora and method == 'lora' and trainer == 'trl' else (PEFT_ACT_BYTES, PEFT_LOGIT_BYTES)
     per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * act_b[precision]
     act = tokens * (L * s['hidden'] * STORE_BYTES[precision] + per_layer) if gradient_checkpointing else tokens * L * per_layer
-    logits = tokens * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else logit_b[precision])
+    chunked = fused_head and method == 'lora' and trainer == 'trl' and config.get('model_type') in PLAIN_HEAD_TYPES
+    positions = min(tokens, max(1, HEAD_CHUNK_BYTES // (4 * s['vocab']))) if chunked else tokens
+    logits = positions * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else logit_b[precision])
     shards = world_size if fsdp else 1
     gathered = (2 * sum(v for k, v in weights.items() if k not in ('embed', 'lm_head')) / L + weights['embed'] + weights['lm_head']) if shards > 1 else 0
     parts = dict(weights=sum(weights.values()) / shards, trainable_and_optimizer=state / shards, fsdp_gathered=gathered, activations=act, logits=logits,
@@ -151,6 +156,7 @@ def training_plan(model:str, # Embedded name, folder or Hub id
                   world_size:int|None=None, # Processes in the run (default: $WORLD_SIZE, else 1)
                   local_processes:int|None=None, # Of those, on this machine (default: $LOCAL_WORLD_SIZE, else world_size)
                   fused_lora:bool=True, # LoRA through the trainer's fused forward (`TrainConfig.fused_lora`)
+                  fused_head:bool=True, # LoRA's head and loss in row chunks (`TrainConfig.fused_head`)
                  ) -> dict:
     "What the run will do, resolved (precision, device), with its memory estimate."
     gpu_only = method == 'qlora' or trainer == 'unsloth'
@@ -161,7 +167,7 @@ def training_plan(model:str, # Embedded name, folder or Hub id
     est = estimate_memory(load_config(model, model_config), method=method, trainer=trainer, precision=prec, batch_size=batch_size,
                           max_length=max_length, lora_r=lora_r, target_modules=target_modules,
                           gradient_checkpointing=gradient_checkpointing, device=device, fsdp=fsdp, world_size=world,
-                          fused_lora=fused_lora)
+                          fused_lora=fused_lora, fused_head=fused_head)
     return dict(model=str(model), method=method, trainer=trainer, precision=prec, device=device, gpu_only=gpu_only, batch_size=batch_size,
                 grad_accum=grad_accum, max_length=max_length, lora_r=lora_r, gradient_checkpointing=gradient_checkpointing,
                 fsdp=fsdp, world_size=world, local_processes=local, estimate=est)

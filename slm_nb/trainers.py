@@ -7,6 +7,7 @@ Docs: https://slm-nb.github.io/slm_nb/trainers.html.md"""
 # %% ../nbs/05b_trainers.ipynb #153b69e7
 from __future__ import annotations
 import inspect, json, os, shutil, sys, time, types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from trl import SFTConfig, SFTTrainer
 
 from .core import (Config, ConfigError, GpuRequiredError, Progress, SlmNbError, atomic_write_json, env_info, get_device, measure, model_stats,
                          did_you_mean, new_run_dir, require_gpu, seed_everything, write_metrics)
-from .models import contiguous_head, load_tokenizer, record_base, resolve_model
+from .models import HEAD_CHUNK_BYTES, PLAIN_HEAD_TYPES, contiguous_head, load_tokenizer, record_base, resolve_model
 from .precision import DECODE_ROWS, phase_dtype, phase_precision
 from .data import DataError, load_records
 from .tasks import TASKS, make_task
@@ -37,9 +38,9 @@ from .qat import apply_qat, check_qat_request, gguf_tensor_types, quantizable_li
 
 # %% auto #0
 __all__ = ['COUNTS', 'check_data_spec', 'TrainConfig', 'check_seeds', 'determinism', 'check_hardware', 'prepare_examples',
-           'completion_only_loss', 'segment_starts', 'segment_sdpa', 'fuses_lora', 'fuse_lora', 'batch_tokens',
-           'trained_tokens', 'token_counts', 'plot_loss', 'full_state_dict', 'run_flops', 'train', 'LiveEngine',
-           'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
+           'head_cross_entropy', 'plain_head', 'completion_only_loss', 'segment_starts', 'segment_sdpa', 'fuses_lora',
+           'fuse_lora', 'batch_tokens', 'trained_tokens', 'token_counts', 'plot_loss', 'full_state_dict', 'run_flops',
+           'train', 'LiveEngine', 'EvalDuringTraining', 'dataset_from_spec', 'train_from_config']
 
 # %% ../nbs/05b_trainers.ipynb #acbf3ee1
 # The keys a spec may hold are the loaders' own parameters, so the check cannot drift from them.
@@ -86,6 +87,7 @@ class TrainConfig(Config):
     padding_free: bool = True  # Concatenate a batch without padding (position ids keep examples apart)
     segment_attention: bool = True  # Padding-free batches: attention per example (`segment_sdpa`), not one masked attention over the row
     completion_logits_only: bool = True  # Compute the LM head only where the loss needs it (completion positions)
+    fused_head: bool = True  # With `completion_logits_only`: the LM head and cross-entropy in row chunks (`head_cross_entropy`), no (positions x vocabulary) logits
     fused_lora: bool = True  # LoRA: add the adapter's update inside the base layer's product (`fuse_lora`), not as a separate multiply and add
     precision: Literal['auto', 'fp32', 'bf16', 'fp16'] = 'auto'  # auto: bf16 on a GPU that has it; on a CPU the faster of fp32 and bf16 by a cached probe
     gradient_checkpointing: bool = False  # Trade compute for memory
@@ -189,19 +191,82 @@ def prepare_examples(ds, tokenizer, max_length:int):
     report['n_tokens'] = sum(len(x) for x in ds['input_ids'])
     return ds, report
 
+# %% ../nbs/05b_trainers.ipynb #a372018c
+class _HeadCE(torch.autograd.Function):
+    "Summed cross-entropy of `hidden @ weight.T (+ bias)` against `target` (-100: ignored), `rows` rows at a time; the gradient is formed in the forward pass."
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target, rows:int):
+        grad, total = torch.empty_like(hidden), hidden.new_zeros((), dtype=torch.float32)
+        for i in range(0, hidden.shape[0], rows):
+            z = F.linear(hidden[i:i + rows], weight, bias).float()  # this chunk's logits
+            t = target[i:i + rows]; ok = (t != -100).unsqueeze(1); ti = t.clamp(min=0).unsqueeze(1)
+            zt, m = z.gather(1, ti), z.amax(1, keepdim=True)
+            s = z.sub_(m).exp_().sum(1, keepdim=True)  # z now holds exp(logit - max)
+            total += torch.where(ok, m + s.log() - zt, 0).sum()
+            z.div_(s).scatter_add_(1, ti, -ok.to(z.dtype)).mul_(ok)  # softmax minus the one-hot target; ignored rows 0
+            torch.mm(z.to(weight.dtype), weight, out=grad[i:i + rows])
+        ctx.save_for_backward(grad)
+        return total
+
+    @staticmethod
+    def backward(ctx, g):
+        grad, = ctx.saved_tensors
+        return grad * g.to(grad.dtype), None, None, None, None
+
+def head_cross_entropy(hidden:torch.Tensor, # (positions, hidden size): the final hidden states where the loss is taken
+                       head:torch.nn.Linear, # The LM head, frozen (its weight gets no gradient)
+                       target:torch.Tensor, # (positions,) next-token ids, -100 where nothing is scored
+                       dtype:torch.dtype|None=None, # The head's product's dtype (None: autocast's where it is on, else the weight's)
+                       chunk_bytes:int=HEAD_CHUNK_BYTES, # fp32 logits held at once
+                      ) -> torch.Tensor:
+    "`F.cross_entropy(head(hidden), target, reduction='sum')` in row chunks, without the (positions x vocabulary) logits."
+    if any(p.requires_grad for p in head.parameters()):
+        raise ConfigError("head_cross_entropy: the head's weights require gradients, which it does not compute; use the stock loss (fused_head=False).")
+    dev, w, b = hidden.device.type, head.weight, head.bias
+    dt = dtype or (torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else w.dtype)
+    hidden, w, b = hidden.to(dt), w.to(dt), None if b is None else b.to(dt)
+    with torch.autocast(dev, enabled=False):
+        return _HeadCE.apply(hidden, w, b, target.to(hidden.device), max(1, chunk_bytes // (4 * w.shape[0])))
+
+def plain_head(model) -> torch.nn.Linear|None:
+    "The LM head of `model` (PEFT-, DDP- or accelerate-wrapped) if the loss may run it itself: a frozen plain `nn.Linear` of a `PLAIN_HEAD_TYPES` model."
+    inner = getattr(model, 'module', model)
+    head = inner.get_output_embeddings() if hasattr(inner, 'get_output_embeddings') else None
+    ok = (getattr(getattr(inner, 'config', None), 'model_type', None) in PLAIN_HEAD_TYPES and type(head) is torch.nn.Linear
+          and 'forward' not in vars(head) and all(type(p) is torch.nn.Parameter and not p.requires_grad for p in head.parameters()))
+    return head if ok else None
+
+@contextmanager
+def _head_skipped(head:torch.nn.Linear):
+    "Within: `head` returns its input, so the model returns the hidden states it would have given the head; yields {'dtype': autocast's there}."
+    seen = {'dtype': None}
+    def forward(x):  # accelerate runs autocast around the model's forward only: note the dtype the head's product would have had
+        if torch.is_autocast_enabled(x.device.type): seen['dtype'] = torch.get_autocast_dtype(x.device.type)
+        return x
+    head.forward = forward
+    try: yield seen
+    finally: del head.forward
+
 # %% ../nbs/05b_trainers.ipynb #f0f977c2
-def completion_only_loss(model, inputs:dict, num_items_in_batch=None):
+def completion_only_loss(model, inputs:dict, num_items_in_batch=None,
+                         fused_head:bool=True, # Training: the head inside the loss (`head_cross_entropy`) where `plain_head` finds one
+                         chunk_bytes:int=HEAD_CHUNK_BYTES): # ... and the logits would be larger than this many bytes of fp32
     "Causal-LM loss computed from the logits of supervised positions only; returns (loss, outputs)."
     inputs = dict(inputs)
     labels = inputs.pop('labels')  # padding-free batches: the collator already masked each example's first label
     target = labels[:, 1:]
     keep = (target != -100).any(0).nonzero().flatten()
-    out = model(**inputs, logits_to_keep=keep, use_cache=False)
-    logits = out.logits.float()
     t = target[:, keep]
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), t.reshape(-1).to(logits.device), ignore_index=-100, reduction='sum')
     n = num_items_in_batch if num_items_in_batch is not None else (t != -100).sum()
-    return loss / n, out
+    head = plain_head(model) if fused_head and model.training and torch.is_grad_enabled() else None
+    if head is None or t.numel() * head.out_features * 4 <= chunk_bytes:  # one chunk or less: nothing to save
+        out = model(**inputs, logits_to_keep=keep, use_cache=False)
+        logits = out.logits.float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), t.reshape(-1).to(logits.device), ignore_index=-100, reduction='sum')
+        return loss / n, out
+    with _head_skipped(head) as seen: out = model(**inputs, logits_to_keep=keep, use_cache=False)
+    hidden, out['logits'] = out.logits, None  # what the head would have been given: it runs inside the loss
+    return head_cross_entropy(hidden.reshape(-1, hidden.size(-1)), head, t.reshape(-1), dtype=seen['dtype'], chunk_bytes=chunk_bytes) / n, out
 
 # %% ../nbs/05b_trainers.ipynb #41d8616f
 def segment_starts(position_ids:torch.Tensor) -> list[int]:
@@ -266,7 +331,7 @@ def fuse_lora(model) -> int:
 def _sft_trainer_cls():
     "SFTTrainer with the completion-logits-only loss."
     class _Trainer(SFTTrainer):
-        use_completion_logits_only, tokens_fed = True, None
+        use_completion_logits_only, fused_head, tokens_fed = True, True, None
         def training_step(self, model, inputs, num_items_in_batch=None):
             n = batch_tokens(inputs, self.use_completion_logits_only)
             self.tokens_fed = n if self.tokens_fed is None else self.tokens_fed + n
@@ -274,7 +339,7 @@ def _sft_trainer_cls():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if not self.use_completion_logits_only:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-            loss, out = completion_only_loss(model, inputs, num_items_in_batch)
+            loss, out = completion_only_loss(model, inputs, num_items_in_batch, fused_head=self.fused_head)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.model_accepts_loss_kwargs:
                 loss = loss * self.accelerator.num_processes
             return (loss, out) if return_outputs else loss
@@ -428,7 +493,7 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
-        method=cfg.method, trainer=cfg.trainer, fused_lora_layers=getattr(trainer, 'fused_lora', 0), precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
+        method=cfg.method, trainer=cfg.trainer, fused_lora_layers=getattr(trainer, 'fused_lora', 0), fused_head=bool(trainer.use_completion_logits_only and trainer.fused_head), precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
@@ -460,7 +525,7 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     rec, progress = _History(), _TrainProgress()
     trainer = _sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
                                  eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, progress, *callbacks])
-    trainer.use_completion_logits_only = cfg.completion_logits_only
+    trainer.use_completion_logits_only, trainer.fused_head = cfg.completion_logits_only, cfg.fused_head and not cfg.fsdp and plain_head(trainer.model) is not None  # FSDP's head is sharded outside its forward
     # The peak: a matmul probe at this run's shapes (one batch of mean-length rows), precision, device and threads.
     trainer.slm_config = load_config(str(model_path))
     rows = ex_train['input_ids'] if 'input_ids' in ex_train.column_names else []
@@ -490,7 +555,7 @@ def train(cfg:TrainConfig, # The resolved config
     check_fits(training_plan(cfg.model, method=cfg.method, trainer=cfg.trainer, precision=cfg.precision, batch_size=cfg.batch_size,
                              max_length=cfg.max_length, lora_r=cfg.lora_r, target_modules=cfg.target_modules, fsdp=cfg.fsdp,
                              gradient_checkpointing=cfg.gradient_checkpointing, device=get_device(),
-                             fused_lora=fuses_lora(cfg)))  # from config.json alone
+                             fused_lora=fuses_lora(cfg), fused_head=cfg.fused_head and cfg.completion_logits_only and not cfg.fsdp))  # from config.json alone
     model_path = resolve_model(cfg.model)  # only now are weights downloaded (a Hub id) or converted
     run_dir = Path(run_dir or cfg.run_dir or new_run_dir('train'))
     run_dir.mkdir(parents=True, exist_ok=True); (run_dir/'plots').mkdir(exist_ok=True)
