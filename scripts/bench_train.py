@@ -13,14 +13,12 @@
 (f) ablation: (b) with PEFT's own LoRA forward (a multiply and an add after the adapter's product, and in bf16 a cast
     of the layer's input) instead of the update accumulated into the base product (`fused_lora`, the default since
     the run that kept it).
-(g) ablation: (b) with the stock cross-entropy over the logits the model returns instead of the LM head run inside
-    the loss in row chunks (`fused_head`, the default since the run that kept it).
 
 Each trains the embedded SmolLM2-135M-Instruct with LoRA r=16 on all linear layers, on the arithmetic task, for
 the same steps and batch, then is evaluated on the same held-out set with the same engine: exact match (greedy) and
 the mean NLL of the reference answers (the held-out loss).
 
-    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e,f,g] [--precision auto|fp32] [--out bench_train.json]
+    .venv/bin/python scripts/bench_train.py [--steps 60] [--n-test 100] [--only a,b,b0,c,d,e,f] [--precision auto|fp32] [--out bench_train.json]
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -99,8 +97,7 @@ def main():
                      ('c_plus_packing', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, packing=True)),
                      ('d_unfused_adamw', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, optimizer='adamw_torch')),
                      ('e_masked_attention', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, segment_attention=False)),
-                     ('f_peft_lora_forward', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, fused_lora=False)),
-                     ('g_stock_head_loss', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, fused_head=False))]:
+                     ('f_peft_lora_forward', lambda o: ours(train_ds, a.steps, a.batch, a.lr, o, precision=a.precision, fused_lora=False))]:
         if a.only and name.split('_')[0] not in a.only.split(','): continue
         out = work / name
         met, adapter = fn(out)
@@ -113,7 +110,7 @@ def main():
     a_, b_ = res.get('a_trl_defaults_fp32'), res.get('b_slm_nb_defaults')
     ratios = {}
     for k, v in res.items():  # what each ablation's default is worth: (b) over the run without it
-        if b_ is not None and k[0] in 'bdefg' and k != 'b_slm_nb_defaults': ratios[f'b_over_{k}_tokens_per_s'] = b_['tokens_per_s'] / v['tokens_per_s']
+        if b_ is not None and k[0] in 'bdef' and k != 'b_slm_nb_defaults': ratios[f'b_over_{k}_tokens_per_s'] = b_['tokens_per_s'] / v['tokens_per_s']
     for k, v in res.items():
         if k == 'a_trl_defaults_fp32' or a_ is None: continue
         ratios[f'{k}_over_a_tokens_per_s'] = v['tokens_per_s'] / a_['tokens_per_s']
