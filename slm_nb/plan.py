@@ -105,7 +105,7 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
                     fsdp:bool=False, # Shard weights, gradients and optimizer states over the processes
                     world_size:int=1, # Processes the run spans (FSDP shards over them)
                     fused_lora:bool=True, # LoRA through the trainer's fused forward (`TrainConfig.fused_lora`); False: PEFT's own
-                    fused_head:bool=True, # LoRA's head and loss in row chunks where the architecture allows (`TrainConfig.fused_head`)
+                    fused_head:bool=True, # (Q)LoRA's head and loss in row chunks where the architecture allows (`TrainConfig.fused_head`)
                    ) -> dict:
     "The peak memory one process of this plan needs, by part, in bytes (`total`), with the model's parameter count."
     if precision not in ACT_BYTES: raise ConfigError(f"estimate_memory: precision must be one of {list(ACT_BYTES)} (resolve 'auto' first), not {precision!r}.")
@@ -118,7 +118,7 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
     act_b, logit_b = (ACT_BYTES, LOGIT_BYTES) if fused_lora and method == 'lora' and trainer == 'trl' else (PEFT_ACT_BYTES, PEFT_LOGIT_BYTES)
     per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * act_b[precision]
     act = tokens * (L * s['hidden'] * STORE_BYTES[precision] + per_layer) if gradient_checkpointing else tokens * L * per_layer
-    chunked = fused_head and method == 'lora' and trainer == 'trl' and config.get('model_type') in PLAIN_HEAD_TYPES
+    chunked = fused_head and method != 'full' and trainer == 'trl' and config.get('model_type') in PLAIN_HEAD_TYPES  # full fine-tuning trains the head
     positions = min(tokens, max(1, HEAD_CHUNK_BYTES // (4 * s['vocab']))) if chunked else tokens
     logits = positions * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else logit_b[precision])
     shards = world_size if fsdp else 1
