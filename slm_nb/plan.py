@@ -20,8 +20,9 @@ from .precision import phase_precision
 
 # %% auto #0
 __all__ = ['STORE_BYTES', 'ACT_BYTES', 'LOGIT_BYTES', 'PEFT_ACT_BYTES', 'PEFT_LOGIT_BYTES', 'FUSED_LOGIT_BYTES',
-           'CUDA_OVERHEAD_BYTES', 'load_config', 'model_shape', 'estimate_memory', 'InsufficientMemoryError',
-           'StopAfterPlan', 'machine_memory', 'training_plan', 'plan_table', 'describe_plan', 'check_fits']
+           'HEAD_LOSS_CHUNKS', 'CUDA_OVERHEAD_BYTES', 'load_config', 'model_shape', 'estimate_memory',
+           'InsufficientMemoryError', 'StopAfterPlan', 'machine_memory', 'training_plan', 'plan_table', 'describe_plan',
+           'check_fits']
 
 # %% ../nbs/05a_plan.ipynb #a58e4fc2
 def load_config(model:str, # Embedded name, local folder or Hub id
@@ -71,7 +72,8 @@ PEFT_ACT_BYTES = dict(fp32=5.64, bf16=3.13, fp16=3.13)
 PEFT_LOGIT_BYTES = dict(fp32=28.3, bf16=21.2, fp16=21.2)
 FUSED_LOGIT_BYTES = 4.0  # the Unsloth trainer computes the loss in chunks: about one fp32 copy (assumed, not measured here)
 # slm_nb's LoRA trainer with `fused_head` on a `PLAIN_HEAD_TYPES` model takes the loss a chunk of rows at a time (or, for a
-# step of one chunk or less, all at once): counted as the stock loss's bytes for one chunk of positions at most
+# step of one chunk or less, all at once): its growth measured as about the stock loss's bytes for two chunks of positions
+HEAD_LOSS_CHUNKS = 2
 CUDA_OVERHEAD_BYTES = 1 * 2**30  # CUDA context and library workspaces
 _LINEAR = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 
@@ -119,7 +121,7 @@ def estimate_memory(config:dict, # The model's config (`load_config`)
     per_layer = (4 * s['hidden'] + 3 * s['q_dim'] + 3 * s['kv_dim'] + 4 * s['intermediate'] * s['active_experts']) * act_b[precision]
     act = tokens * (L * s['hidden'] * STORE_BYTES[precision] + per_layer) if gradient_checkpointing else tokens * L * per_layer
     chunked = fused_head and method != 'full' and trainer == 'trl' and config.get('model_type') in PLAIN_HEAD_TYPES  # full fine-tuning trains the head
-    positions = min(tokens, max(1, HEAD_CHUNK_BYTES // (4 * s['vocab']))) if chunked else tokens
+    positions = min(tokens, HEAD_LOSS_CHUNKS * max(1, HEAD_CHUNK_BYTES // (4 * s['vocab']))) if chunked else tokens
     logits = positions * s['vocab'] * (FUSED_LOGIT_BYTES if trainer == 'unsloth' else logit_b[precision])
     shards = world_size if fsdp else 1
     gathered = (2 * sum(v for k, v in weights.items() if k not in ('embed', 'lm_head')) / L + weights['embed'] + weights['lm_head']) if shards > 1 else 0
