@@ -332,14 +332,17 @@ def _sft_trainer_cls():
     "SFTTrainer with the completion-logits-only loss."
     class _Trainer(SFTTrainer):
         use_completion_logits_only, fused_head, tokens_fed = True, True, None
+        batches_fed, head_chunked_batches = 0, 0  # training batches this process fed; those whose loss took the chunked head
         def training_step(self, model, inputs, num_items_in_batch=None):
             n = batch_tokens(inputs, self.use_completion_logits_only)
             self.tokens_fed = n if self.tokens_fed is None else self.tokens_fed + n
+            self.batches_fed += 1
             return super().training_step(model, inputs, num_items_in_batch)
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if not self.use_completion_logits_only:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             loss, out = completion_only_loss(model, inputs, num_items_in_batch, fused_head=self.fused_head)
+            if model.training and out.logits is None: self.head_chunked_batches += 1  # the head ran inside the loss
             if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.model_accepts_loss_kwargs:
                 loss = loss * self.accelerator.num_processes
             return (loss, out) if return_outputs else loss
@@ -493,7 +496,8 @@ def _train_metrics(cfg:TrainConfig, trainer, result, m, rec:_History, data_repor
     losses = [h for h in rec.history if 'loss' in h]
     evals = [h['eval_loss'] for h in rec.history if 'eval_loss' in h]
     return dict(
-        method=cfg.method, trainer=cfg.trainer, fused_lora_layers=getattr(trainer, 'fused_lora', 0), fused_head=bool(trainer.use_completion_logits_only and trainer.fused_head), precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
+        method=cfg.method, trainer=cfg.trainer, fused_lora_layers=getattr(trainer, 'fused_lora', 0), fused_head=bool(trainer.use_completion_logits_only and trainer.fused_head),
+        fused_head_batches=trainer.head_chunked_batches, batches_fed=trainer.batches_fed, precision=phase_precision(cfg.precision, 'train'), attention=getattr(trainer.model.config, '_attn_implementation', None),
         device=get_device(), world_size=trainer.args.world_size, global_step=trainer.state.global_step, steps_this_run=steps_run,
         train_wall_s=m.wall_s, s_per_step=(sorted(rec.step_times)[steps_run // 2] if steps_run else None),
         **fed, tokens_per_s=fed['trained_tokens'] / m.wall_s if m.wall_s else None,
