@@ -39,7 +39,7 @@ def scrub(text: str) -> str:
 
 
 # Per-step training logs and unfinished progress lines: the loss plot and the final lines carry them.
-STEP_LINE = re.compile(r"^\{'loss': |^\[[\w ]+\] \d+/\d+ \((?!100%)")
+STEP_LINE = re.compile(r"^\{'loss': |^\[[\w ]+\] \d+/\d+ \((?!100%)|^\[[\w ]+\] \d+ .* ETA \d+m\d\ds$")  # the last line (no ETA) stays
 
 
 def keep_line(line: str) -> bool:

@@ -446,19 +446,21 @@ def _clock(s:float) -> str: return f"{int(s // 60)}m{int(s % 60):02d}s"
 class Progress:
     "One line per `every_s` seconds about a long step: done/total, an extra figure, elapsed time and ETA."
     def __init__(self, what:str, # What is progressing, e.g. 'train steps'
-                 total:int, # How many units make it complete
+                 total:int|None, # How many units make it complete (None: open-ended, e.g. a wall-clock budget ends it)
                  every_s:float|None=None): # Seconds between lines (default `$SLM_NB_PROGRESS_S`; None or 0: silent)
         env = os.environ.get('SLM_NB_PROGRESS_S')
-        self.what, self.total, self.every_s = what, max(int(total), 1), every_s if every_s is not None else (float(env) if env else None)
+        self.what, self.every_s = what, every_s if every_s is not None else (float(env) if env else None)
+        self.total = None if total is None else max(int(total), 1)
         self.t0 = self.last = time.perf_counter()
 
-    def update(self, done:int, extra:str='', final:bool=False) -> str|None:
+    def update(self, done:int, extra:str='', final:bool=False,
+               eta_s:float|None=None) -> str|None: # The rest's seconds when the caller knows better (a budget); else from the rate
         "Print (and return) the line when `every_s` has passed since the last one, or when `final`."
         now = time.perf_counter()
         if not self.every_s or not (final or now - self.last >= self.every_s): return None
         self.last, el = now, now - self.t0
-        eta = el / done * (self.total - done) if done else None
-        line = (f"[{self.what}] {done}/{self.total} ({100 * done / self.total:.0f}%)" + (f" {extra}" if extra else '')
+        eta = eta_s if eta_s is not None else el / done * (self.total - done) if done and self.total else None
+        line = (f"[{self.what}] " + (f"{done}/{self.total} ({100 * done / self.total:.0f}%)" if self.total else f"{done}") + (f" {extra}" if extra else '')
                 + f" elapsed {_clock(el)}" + (f" ETA {_clock(eta)}" if eta is not None and not final else ''))
         print(line, flush=True)
         return line

@@ -27,7 +27,7 @@ from .data import DataError
 from .chat import boxed_contents
 from .scoring import _ANSWER_LINE, _NUMBER, _as_number, _clean_answer, _normalize, check_equivalence, reference_answer
 from .engines import GenConfig
-from .trainers import _History, check_data_spec, dataset_from_spec, fuse_lora
+from .trainers import _History, _progress_for, check_data_spec, dataset_from_spec, fuse_lora
 
 # %% auto #0
 __all__ = ['REWARDS', 'PAIR_FIELDS', 'stated_answers', 'distinct_answers', 'answer_reward', 'format_reward', 'RewardError',
@@ -276,7 +276,7 @@ def grpo(cfg:RLConfig, # The resolved config (method 'grpo')
     funcs = [trl_reward(REWARDS[r], eos if isinstance(eos, list) else [eos, tok.eos_token_id], name=r) for r in cfg.rewards]
     rec = _History()
     trainer = _timed_grpo_cls()(model=model, reward_funcs=funcs, args=grpo_args(cfg, run_dir/'checkpoints'), train_dataset=ds,
-                                processing_class=tok, peft_config=peft_cfg, callbacks=[rec, *(callbacks or [])])
+                                processing_class=tok, peft_config=peft_cfg, callbacks=[rec, _progress_for(callbacks or []), *(callbacks or [])])
     trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora else 0  # after TRL wrapped the model (and copied a continued adapter to 'ref')
     with measure() as m: trainer.train()
     metrics = _rl_metrics(cfg, trainer, m, rec)
@@ -366,7 +366,7 @@ def dpo(cfg:RLConfig, # The resolved config (method 'dpo'; `beta` is DPO's tempe
     model, peft_cfg = load_policy(cfg, model_path)
     rec = _History()
     trainer = DPOTrainer(model=model, args=dpo_args(cfg, run_dir/'checkpoints'), train_dataset=pairs, processing_class=tok,
-                         peft_config=peft_cfg, callbacks=[rec, *(callbacks or [])])
+                         peft_config=peft_cfg, callbacks=[rec, _progress_for(callbacks or []), *(callbacks or [])])
     trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora else 0
     with measure() as m: trainer.train()
     metrics = _rl_metrics(cfg, trainer, m, rec)
@@ -390,6 +390,10 @@ class WallClockStop(TrainerCallback):
     def on_train_end(self, args, state, control, **kw): self.t1 = time.perf_counter()  # the clock stops with training
     @property
     def elapsed_s(self) -> float: return (getattr(self, 't1', None) or time.perf_counter()) - self.t0 if self.t0 is not None else 0.0
+    def eta_s(self, step:int, elapsed:float) -> float|None:
+        "Seconds until the budget ends the run, from `step` steps done in `elapsed` seconds (for the progress line)."
+        if self.t0 is not None: return max(0.0, self.budget_s - self.elapsed_s)
+        return (self.from_step - step) * elapsed / step + self.budget_s if step else None  # the steps before the clock, then the budget
 
 class SaveAdapterAt(TrainerCallback):
     "Save the adapter being trained (with its tokenizer and base record) when step `step` ends: a run's midpoint as a start."

@@ -462,17 +462,27 @@ class _History(TrainerCallback):
 
 class _TrainProgress(TrainerCallback):
     "Progress lines (step, latest loss, this process's tokens/s and MFU, elapsed, ETA) from rank 0; silent unless `$SLM_NB_PROGRESS_S` is set."
-    def __init__(self, speed=None): self.speed = speed  # speed(seconds) -> 'N tok/s, MFU x%' (set by `_make_trainer`)
-    def on_train_begin(self, args, state, control, **kw): self.p, self.loss = Progress('train steps', state.max_steps), None
+    def __init__(self, speed=None, # speed(seconds) -> 'N tok/s, MFU x%' (set by `_make_trainer`)
+                 budget=None): # A callback with `eta_s(step, elapsed)` (a wall-clock stop): steps are then counted open-ended
+        self.speed, self.budget = speed, budget
+    def on_train_begin(self, args, state, control, **kw):
+        self.p, self.loss, self.max_steps = Progress('train steps', None if self.budget else state.max_steps), None, state.max_steps
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and 'loss' in logs: self.loss = float(logs['loss'])
     def _line(self, state, final=False):
         p = self.p
         if not _is_main() or not p.every_s or not (final or time.perf_counter() - p.last >= p.every_s): return  # the counter is read only when a line prints
-        extra = [f"loss {self.loss:.4f}" if self.loss is not None else '', self.speed(time.perf_counter() - p.t0) if self.speed else '']
-        p.update(state.global_step, ', '.join(x for x in extra if x), final=final)
+        el, done = time.perf_counter() - p.t0, state.global_step
+        extra = [f"loss {self.loss:.4f}" if self.loss is not None else '', self.speed(el) if self.speed else '']
+        eta = self.budget.eta_s(done, el) if self.budget and done else None
+        if eta is not None: eta = min(eta, el / done * (self.max_steps - done))  # the budget or the steps, whichever ends it first
+        p.update(done, ', '.join(x for x in extra if x), final=final, eta_s=eta)
     def on_step_end(self, args, state, control, **kw): self._line(state)
     def on_train_end(self, args, state, control, **kw): self._line(state, final=True)
+
+def _progress_for(callbacks:list) -> _TrainProgress:
+    "The progress callback of a run whose `callbacks` may hold a wall-clock budget (anything with `eta_s`)."
+    return _TrainProgress(budget=next((c for c in callbacks if callable(getattr(c, 'eta_s', None))), None))
 
 # %% ../nbs/05b_trainers.ipynb #eaa3f9e1
 def full_state_dict(model) -> dict:
@@ -526,7 +536,7 @@ def _save_outputs(cfg:TrainConfig, trainer, tok, run_dir:Path, model_path:Path, 
 def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt_dir:Path, callbacks:list):
     "The SFT trainer for `cfg`, with the history recorder first among its callbacks."
     model, peft_cfg = _load_for_training(cfg, model_path)
-    rec, progress = _History(), _TrainProgress()
+    rec, progress = _History(), _progress_for(callbacks)
     trainer = _sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
                                  eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, progress, *callbacks])
     trainer.use_completion_logits_only, trainer.fused_head = cfg.completion_logits_only, cfg.fused_head and not cfg.fsdp and plain_head(trainer.model) is not None  # FSDP's head is sharded outside its forward

@@ -50,4 +50,6 @@ def test_step_logs_left_out_of_pages():
     assert not dr.keep_line("{'loss': '0.3527', 'grad_norm': '1.513'}")
     assert not dr.keep_line('[train steps] 53/80 (66%) loss 0.3527 elapsed 3m06s ETA 1m35s')
     assert dr.keep_line('[train steps] 80/80 (100%) loss 0.2916 elapsed 4m40s')
+    assert not dr.keep_line('[train steps] 304 loss 0.2963, 623 tok/s, MFU 38% elapsed 6m08s ETA 13m52s')  # a wall-clock budget's open count
+    assert dr.keep_line('[train steps] 438 loss 0.3100, 620 tok/s, MFU 38% elapsed 20m01s')
     assert dr.keep_line("{'train_runtime': '280.5', 'train_samples_per_second': '4.563'}")
