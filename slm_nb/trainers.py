@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from peft import LoraConfig
 from peft.tuners.lora import Linear as LoraLinear
-from transformers import AttentionInterface, AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
+from transformers import AttentionInterface, AutoModelForCausalLM, BitsAndBytesConfig, PrinterCallback, TrainerCallback
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from trl import SFTConfig, SFTTrainer
@@ -465,15 +465,16 @@ class _TrainProgress(TrainerCallback):
     def __init__(self, speed=None, # speed(seconds) -> 'N tok/s, MFU x%' (set by `_make_trainer`)
                  budget=None): # A callback with `eta_s(step, elapsed)` (a wall-clock stop): steps are then counted open-ended
         self.speed, self.budget = speed, budget
+    logged = {'loss': 'loss', 'eval_loss': 'eval loss', 'reward': 'reward'}  # what a line carries, latest value, when logged
     def on_train_begin(self, args, state, control, **kw):
-        self.p, self.loss, self.max_steps = Progress('train steps', None if self.budget else state.max_steps), None, state.max_steps
+        self.p, self.max_steps, self.last = Progress('train steps', None if self.budget else state.max_steps), state.max_steps, {}
     def on_log(self, args, state, control, logs=None, **kw):
-        if logs and 'loss' in logs: self.loss = float(logs['loss'])
+        self.last.update({k: float(v) for k, v in (logs or {}).items() if k in self.logged and isinstance(v, (int, float))})
     def _line(self, state, final=False):
         p = self.p
         if not _is_main() or not p.every_s or not (final or time.perf_counter() - p.last >= p.every_s): return  # the counter is read only when a line prints
         el, done = time.perf_counter() - p.t0, state.global_step
-        extra = [f"loss {self.loss:.4f}" if self.loss is not None else '', self.speed(el) if self.speed else '']
+        extra = [f"{name} {self.last[k]:.4f}" for k, name in self.logged.items() if k in self.last] + [self.speed(el) if self.speed else '']
         eta = self.budget.eta_s(done, el) if self.budget and done else None
         if eta is not None: eta = min(eta, el / done * (self.max_steps - done))  # the budget or the steps, whichever ends it first
         p.update(done, ', '.join(x for x in extra if x), final=final, eta_s=eta)
@@ -483,6 +484,11 @@ class _TrainProgress(TrainerCallback):
 def _progress_for(callbacks:list) -> _TrainProgress:
     "The progress callback of a run whose `callbacks` may hold a wall-clock budget (anything with `eta_s`)."
     return _TrainProgress(budget=next((c for c in callbacks if callable(getattr(c, 'eta_s', None))), None))
+
+def _lines_not_dicts(trainer):
+    "With progress lines on, drop the Trainer's printed log dicts (`PrinterCallback`, added by `disable_tqdm`): the lines say it once."
+    if Progress('train steps', None).every_s: trainer.remove_callback(PrinterCallback)
+    return trainer
 
 # %% ../nbs/05b_trainers.ipynb #eaa3f9e1
 def full_state_dict(model) -> dict:
@@ -537,8 +543,8 @@ def _make_trainer(cfg:TrainConfig, tok, model_path:Path, ex_train, ex_eval, ckpt
     "The SFT trainer for `cfg`, with the history recorder first among its callbacks."
     model, peft_cfg = _load_for_training(cfg, model_path)
     rec, progress = _History(), _progress_for(callbacks)
-    trainer = _sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
-                                 eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, progress, *callbacks])
+    trainer = _lines_not_dicts(_sft_trainer_cls()(model=model, args=_sft_args(cfg, ckpt_dir, ex_eval is not None), train_dataset=ex_train,
+                                 eval_dataset=ex_eval, processing_class=tok, peft_config=peft_cfg, callbacks=[rec, progress, *callbacks]))
     trainer.use_completion_logits_only, trainer.fused_head = cfg.completion_logits_only, cfg.fused_head and not cfg.fsdp and plain_head(trainer.model) is not None  # FSDP's head is sharded outside its forward
     # The peak: a matmul probe at this run's shapes (one batch of mean-length rows), precision, device and threads.
     trainer.slm_config = load_config(str(model_path))
