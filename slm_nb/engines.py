@@ -26,8 +26,9 @@ from .models import check_adapter, contiguous_head, keeps_logits, load_tokenizer
 from .chat import prompt_add_special_tokens, render_prompt
 
 # %% auto #0
-__all__ = ['EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize', 'HFEngine', 'GrowingLayer',
-           'growing_cache', 'UnslothEngine', 'is_loopback', 'OpenAIHTTPError', 'OpenAIClient', 'OpenAIEngine']
+__all__ = ['MIN_SHARED_PREFIX', 'PLAN_SAVING', 'EngineError', 'GenConfig', 'Generation', 'render_prompts', 'Engine', 'summarize',
+           'HFEngine', 'GrowingLayer', 'growing_cache', 'prefill_groups', 'prefill_plan', 'UnslothEngine',
+           'is_loopback', 'OpenAIHTTPError', 'OpenAIClient', 'OpenAIEngine']
 
 # %% ../nbs/04_engines.ipynb #13064164
 class EngineError(SlmNbError, ValueError):
@@ -142,6 +143,7 @@ class _TokenTimes:
 class HFEngine(Engine):
     "Generation with transformers: batched, left-padded, each phase in its fastest precision, LoRA adapters through PEFT."
     backend = 'hf'
+    plan_prefill = True  # Read a batch's prompts by `prefill_plan` where it saves (False: one padded pass, for comparison)
     def __init__(self, model:str='smollm2-135m-instruct', # Embedded name, folder or Hub id
                  adapter:str|None=None, # A LoRA adapter folder (from `train`)
                  precision:str='auto', # auto (per phase: measured on a CPU; bf16 on a GPU that has it), bf16, fp16, fp32
@@ -297,6 +299,78 @@ def _split_generate(self:HFEngine, dec, batch:dict, **kw):
 
 def _base(m): return m.get_base_model() if hasattr(m, 'get_base_model') else m
 
+# %% ../nbs/04_engines.ipynb #b7e1f002
+MIN_SHARED_PREFIX = 8  # Tokens: a shorter common start of a batch is not worth its own pass
+PLAN_SAVING = 0.8  # The planned prefill runs where it computes at most this share of the padded batch's positions
+
+def prefill_groups(lens:list[int], waste:float=0.125) -> list[list[int]]:
+    "Indices of the nonzero `lens`, longest first, grouped while a group's padding stays under `waste` of its tokens."
+    groups = []
+    for i in sorted((i for i, n in enumerate(lens) if n), key=lambda i: -lens[i]):
+        g = groups[-1] if groups else None
+        if g and lens[g[0]] * (len(g) + 1) <= (1 + waste) * (sum(lens[j] for j in g) + lens[i]): g.append(i)
+        else: groups.append([i])
+    return groups
+
+def prefill_plan(rows:list[list[int]]) -> tuple[int, list[list[int]]]|None:
+    "How to read each row but its last token: (shared prefix length, row groups), or None where one padded pass is as cheap."
+    ctx = [r[:-1] for r in rows]
+    if len(rows) < 2 or min(map(len, ctx)) < 1: return None
+    p = len(os.path.commonprefix(ctx))
+    if p < MIN_SHARED_PREFIX: p = 0
+    lens = [len(c) - p for c in ctx]
+    groups = prefill_groups(lens)
+    cost = p + sum(lens[g[0]] * len(g) for g in groups)
+    return (p, groups) if cost <= PLAN_SAVING * len(rows) * max(map(len, ctx)) else None
+
+# %% ../nbs/04_engines.ipynb #b7e1f005
+def _expanded(cache:DynamicCache, n:int) -> DynamicCache:
+    "A cache holding `cache`'s one row for `n` rows (views: the next update copies them)."
+    c = DynamicCache()
+    for i, l in enumerate(cache.layers): c.update(l.keys.expand(n, -1, -1, -1), l.values.expand(n, -1, -1, -1), i)
+    return c
+
+@patch
+def _planned_generate(self:HFEngine, dec, rows:list[list[int]], plan, **kw) -> tuple[torch.Tensor, int]:
+    "Each row but its last token read as `plan` says, into one cache in `dec`'s dtype; `dec.generate` from there. Returns (output, prompt width)."
+    (p, groups), m, dev, pad = plan, self.model, self.device, self.tokenizer.pad_token_id
+    extra = {'logits_to_keep': 1} if keeps_logits(m) else {}
+    run = lambda past=None, **a: output_cache(m(use_cache=True, **extra, **({cache_kwarg(_base(m)): past} if past else {}), **a))
+    ctx = [r[:-1] for r in rows]
+    width, dt, B = max(map(len, ctx)), next(dec.parameters()).dtype, len(rows)
+    ids, mask = torch.full((B, width + 1), pad, dtype=torch.long), torch.zeros((B, width + 1), dtype=torch.long)
+    for r, row in enumerate(rows):  # [prefix, padding, rest of the row]
+        ids[r, :p], ids[r, width + 1 - len(row) + p:] = torch.tensor(row[:p], dtype=torch.long), torch.tensor(row[p:])
+        mask[r, :p], mask[r, width + 1 - len(row) + p:] = 1, 1
+    kv = []
+    def place(cache, spans):  # (row, source start, end, target start) per row of `cache`
+        if not kv: kv.extend([l.keys.new_zeros((B, *l.keys.shape[1:-2], width, l.keys.shape[-1]), dtype=dt),
+                              l.values.new_zeros((B, *l.values.shape[1:-2], width, l.values.shape[-1]), dtype=dt)] for l in cache.layers)
+        for (K, V), l in zip(kv, cache.layers):
+            for j, (r, a, b, c) in enumerate(spans):
+                K[r, ..., c:c + b - a, :], V[r, ..., c:c + b - a, :] = l.keys[min(j, len(l.keys) - 1), ..., a:b, :], l.values[min(j, len(l.values) - 1), ..., a:b, :]
+    prefix = run(input_ids=torch.tensor([ctx[0][:p]], device=dev)) if p else None
+    if p: place(prefix, [(r, 0, p, 0) for r in range(B)])
+    for g in groups:
+        n = [len(ctx[r]) - p for r in g]
+        gi, gm = torch.full((len(g), n[0]), pad, dtype=torch.long), torch.zeros((len(g), p + n[0]), dtype=torch.long)
+        gm[:, :p] = 1
+        for j, r in enumerate(g): gi[j, n[0] - n[j]:], gm[j, p + n[0] - n[j]:] = torch.tensor(ctx[r][p:]), 1
+        pos = (gm.cumsum(-1) - 1).masked_fill(gm == 0, 1)[:, p:]
+        cache = run(_expanded(prefix, len(g)) if p else None, input_ids=gi.to(dev), attention_mask=gm.to(dev), position_ids=pos.to(dev))
+        place(cache, [(r, p + n[0] - n[j], p + n[0], width - n[j]) for j, r in enumerate(g)])
+    c = growing_cache(_base(dec))
+    for i, (K, V) in enumerate(kv): c.update(K, V, i)
+    return dec.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **{cache_kwarg(_base(dec)): c}, **kw), width + 1
+
+@patch
+def _generate_rows(self:HFEngine, rows:list[list[int]], **kw) -> tuple[torch.Tensor, int]:
+    "Generate for one batch of token-id rows, planned where that saves (see `prefill_plan`): (output, prompt width)."
+    plan = prefill_plan(rows) if self.plan_prefill and growing_cache(_base(self.model)) is not None else None
+    if plan: return self._planned_generate(self.models.get(self.decode_dtype(len(rows)), self.model), rows, plan, **kw)
+    batch = self.tokenizer.pad({'input_ids': rows}, return_tensors='pt').to(self.device)
+    return self._generate(batch, **kw), batch['input_ids'].shape[1]
+
 # %% ../nbs/04_engines.ipynb #c74367dc
 @patch
 def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[Generation]:
@@ -310,12 +384,10 @@ def generate(self:HFEngine, prompts, gen_cfg:GenConfig|dict|None=None) -> list[G
     for b in range(0, len(order), gen.batch_size):
         rows = order[b:b + gen.batch_size]
         tick = lambda step, b=b: prog.update(b, f"batch {b // gen.batch_size + 1}/{n_batches} token {step}/{gen.max_new_tokens}")
-        batch = self.tokenizer.pad({'input_ids': [ids[i] for i in rows]}, return_tensors='pt').to(self.device)
-        width = batch['input_ids'].shape[1]
         t0 = time.perf_counter()
         times = _TokenTimes(t0, self.eos_ids, tick)
         with torch.inference_mode():
-            out = self._generate(batch, **self._gen_kwargs(gen), stopping_criteria=StoppingCriteriaList([times]))
+            out, width = self._generate_rows([ids[i] for i in rows], **self._gen_kwargs(gen), stopping_criteria=StoppingCriteriaList([times]))
         end = time.perf_counter() - t0
         for r, i in enumerate(rows):
             text, n, reason = self._finish(out[r, width:].tolist(), gen)
@@ -343,6 +415,7 @@ def stream(self:HFEngine, prompt, gen_cfg:GenConfig|dict|None=None) -> Iterator[
 class UnslothEngine(HFEngine):
     "Generation through Unsloth's `FastLanguageModel` (CUDA only); everything but loading is `HFEngine`'s."
     backend = 'unsloth'
+    plan_prefill = False  # Unsloth's inference keeps its own cache handling: one padded pass, as it was measured
     def __init__(self, model:str='smollm2-135m-instruct', # Embedded name, folder or Hub id
                  adapter:str|None=None, # A LoRA adapter folder (from `train`)
                  precision:str='auto', # auto (bf16), bf16 or fp16
