@@ -15,9 +15,9 @@ from .core import (ConfigError, SlmNbError, did_you_mean, atomic_write_json, ato
                          read_metrics, write_metrics)
 
 # %% auto #0
-__all__ = ['experiments_dir', 'list_experiments', 'declared_kinds', 'value_from_text', 'check_value', 'parse_params',
-           'recipes_dir', 'read_params_file', 'section_titles', 'run_experiment', 'compare_runs', 'train_command',
-           'serve_command', 'main']
+__all__ = ['KERNEL_BUILDS', 'experiments_dir', 'list_experiments', 'declared_kinds', 'value_from_text', 'check_value',
+           'parse_params', 'recipes_dir', 'read_params_file', 'section_titles', 'check_kernel', 'run_experiment',
+           'compare_runs', 'train_command', 'serve_command', 'main']
 
 # %% ../nbs/08_cli.ipynb #0d7b2c7b
 def experiments_dir() -> Path:
@@ -216,6 +216,23 @@ def _encrypted_kernel() -> dict:
     from traitlets.config import Config
     return dict(config=Config(KernelManager=dict(transport_encryption='auto'))) if zmq.has('curve') else {}
 
+# %% ../nbs/08_cli.ipynb #c4e1a002
+KERNEL_BUILDS = {'slm-nb': 'make env', 'slm-nb-vllm': 'make env-vllm', 'slm-nb-compress': 'make env-compress'}  # kernel -> what builds it
+
+def check_kernel(kernel:str, # Jupyter kernel name
+                 experiment:str, # The experiment that needs it (for the message)
+                 kernel_dirs:list|None=None): # Where to look (default: jupyter_client's search path, as papermill does)
+    "Refuse a kernel that is not installed or whose Python is gone, naming what builds it."
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    ksm = KernelSpecManager(**({'kernel_dirs': kernel_dirs} if kernel_dirs is not None else {}))
+    build = KERNEL_BUILDS.get(kernel)
+    hint = f" `{build}` builds its environment and registers the kernel." if build else " Install it, or name another with --kernel."
+    try: spec = ksm.get_kernel_spec(kernel)
+    except NoSuchKernel: raise ConfigError(f"experiment `{experiment}` runs in the Jupyter kernel `{kernel}`, which is not installed here.{hint}") from None
+    exe = spec.argv[0] if spec.argv else ''
+    if os.path.isabs(exe) and not os.path.exists(exe):
+        raise ConfigError(f"experiment `{experiment}` runs in the Jupyter kernel `{kernel}`, whose Python ({exe}) does not exist.{hint}")
+
 # %% ../nbs/08_cli.ipynb #00e237b6
 def _run_params(exp:dict, name:str, params, params_file) -> tuple[dict, Path|None]:
     "The run's parameters: the file's (if any), then the given pairs over them, all checked against the notebook's."
@@ -248,6 +265,8 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     record = {'experiment': name, **({'parameters_file': str(f_path)} if f_path else {}), **effective}
     atomic_write_text(run_dir/'params.yaml', yaml.safe_dump(record, sort_keys=False))
     out_nb = run_dir/f'{name}.ipynb'
+    try: check_kernel(kernel or exp['kernel'], name)
+    except SlmNbError as e: return run_dir, _fail(run_dir, 'startup', e)
     try:
         with _streaming(exp['path']) if stream else contextlib.nullcontext():
             pm.execute_notebook(exp['path'], str(out_nb), parameters=p, kernel_name=kernel or exp['kernel'],
