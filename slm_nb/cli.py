@@ -258,8 +258,7 @@ def run_experiment(name:str, # Experiment name (a notebook in the experiments fo
     atomic_write_json(run_dir/'status.json', dict(status='running', experiment=name))
     atomic_write_json(run_dir/'env.json', env_info())
     try: p, f_path = _run_params(exp, name, params, params_file)
-    except SlmNbError as e:
-        return run_dir, _fail(run_dir, 'parameters', e)
+    except SlmNbError as e: return run_dir, _fail(run_dir, 'parameters', e)
     p['run_dir'] = str(run_dir)
     effective = {**_defaults(exp['parameters']), **p}  # the record holds every parameter, not only the ones given
     record = {'experiment': name, **({'parameters_file': str(f_path)} if f_path else {}), **effective}
