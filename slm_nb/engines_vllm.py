@@ -6,7 +6,7 @@ Docs: https://slm-nb.github.io/slm_nb/engines_vllm.html.md"""
 
 # %% ../nbs/04b_engines_vllm.ipynb #9c019d10
 from __future__ import annotations
-import gc, json, multiprocessing, os, time
+import ctypes, gc, json, multiprocessing, os, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -241,3 +241,9 @@ def close(self:VLLMEngine):
     except Exception: pass  # already stopped, or an older vLLM without engine_core: nothing left to stop
     self.llm = None
     del llm; gc.collect()
+    _trim_heap()
+
+def _trim_heap():
+    "Hand the C heap's free pages back to the system (glibc's `malloc_trim`; elsewhere nothing to do)."
+    try: ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError): pass  # not glibc: its allocator returns memory its own way
