@@ -48,7 +48,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench-loss bench-rl bench-attention bench-eval bench-kvcache bench-prefill bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
+.PHONY: bench-floors bench-loss bench-rl bench-attention bench-eval bench-kvcache bench-prefill bench-llamacpp bench-precision bench-forgetting browser env-llamacpp skip-vllm docs-results bench readme demo test env env-vllm env-compress test-sync test-nbs test-py test-slow prepare docs clean-envs
 
 ## make demo: the main job (LoRA fine-tune of the embedded model on the arithmetic task) on defaults
 demo: env
@@ -200,6 +200,10 @@ bench-eval: env
 ## The planned prefill (shared prefix once, rows grouped by length) vs one padded pass, on the main job's and Experiment 2's batches
 bench-prefill: env
 	$(VPY) scripts/bench_prefill.py --out bench_prefill.json
+
+## Where inference time goes against this machine's own limits: decode steps, HellaSwag scoring, reference NLL (products vs the matmul peak, attention vs read bandwidth)
+bench-floors: env
+	$(VPY) scripts/bench_floors.py --out bench_floors.json
 
 ## The engine's growing KV cache vs transformers' default (short and long prompts, alternating pairs, greedy text compared)
 bench-kvcache: env
