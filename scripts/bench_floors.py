@@ -41,9 +41,9 @@ from slm_nb.engines import HFEngine, growing_cache
 from slm_nb.evaluation import reference_nll
 from slm_nb.general import read_hellaswag, sample_items, shared_context_logliks
 from slm_nb.utilization import matmul_peak, training_shapes
+from bench_prefill import DEMI_SYSTEM  # math_judge's default `system`, as the prefill benchmark uses it
 
 PRODUCTS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'mkldnn::_linear_pointwise', 'aten::mkldnn_linear', 'torch_ipex::ipex_linear')
-DEMI_SYSTEM = 'Prove the statement, or solve the problem, rigorously and step by step.'  # math_judge's default `system`
 
 
 def read_bandwidth(gib:float=1.0) -> float:
